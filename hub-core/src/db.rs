@@ -1,0 +1,200 @@
+//! PostgreSQL: the request pool, the small health pool, and migrations under an advisory lock.
+
+use crate::config::DatabaseConfig;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use secrecy::ExposeSecret;
+use std::str::FromStr;
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+/// Errors of the database layer, with the step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database configuration: {0}")]
+    Config(String),
+    #[error("cannot build connection pool: {0}")]
+    Pool(String),
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] tokio_postgres::Error),
+    #[error("migration failed: {0}")]
+    Migrate(String),
+    #[error("database query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+}
+
+/// The two pools every hub holds.
+#[derive(Clone)]
+pub struct Pools {
+    /// Requests and background work.
+    pub requests: Pool,
+    /// `/readyz` only.
+    pub health: Pool,
+}
+
+impl Pools {
+    /// Closes both pools; idle connections are dropped and new checkouts fail.
+    pub fn close(&self) {
+        self.requests.close();
+        self.health.close();
+    }
+}
+
+/// Builds the tokio-postgres config from the hub's settings, with the password read from its file.
+pub fn pg_config(cfg: &DatabaseConfig, app_name: &str) -> Result<tokio_postgres::Config, DbError> {
+    let mut pg = tokio_postgres::Config::from_str(&cfg.url)
+        .map_err(|e| DbError::Config(format!("database.url: {e}")))?;
+    if let Some(pw) = cfg
+        .password()
+        .map_err(|e| DbError::Config(e.to_string()))?
+    {
+        pg.password(pw.expose_secret());
+    }
+    pg.application_name(app_name);
+    pg.connect_timeout(Duration::from_secs(cfg.connect_timeout_seconds));
+    pg.options(format!(
+        "-c statement_timeout={} -c idle_in_transaction_session_timeout=60000",
+        cfg.statement_timeout_ms
+    ));
+    Ok(pg)
+}
+
+fn build_pool(pg: tokio_postgres::Config, size: usize, wait: Duration) -> Result<Pool, DbError> {
+    let mgr = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(mgr)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(wait))
+        .recycle_timeout(Some(wait))
+        .build()
+        .map_err(|e| DbError::Pool(e.to_string()))
+}
+
+/// Creates both pools. Connections are opened lazily, so this does not wait for the database.
+pub fn pools(cfg: &DatabaseConfig, app_name: &str) -> Result<Pools, DbError> {
+    let pg = pg_config(cfg, app_name)?;
+    let wait = Duration::from_secs(cfg.connect_timeout_seconds);
+    let mut health_pg = pg.clone();
+    health_pg.application_name(&format!("{app_name}-health"));
+    Ok(Pools {
+        requests: build_pool(pg, cfg.pool_size, wait)?,
+        health: build_pool(health_pg, cfg.health_pool_size, Duration::from_secs(2))?,
+    })
+}
+
+/// Opens one dedicated connection (not pooled), e.g. for LISTEN or migrations.
+pub async fn connect_dedicated(
+    pg: &tokio_postgres::Config,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    ),
+    DbError,
+> {
+    pg.connect(NoTls).await.map_err(DbError::Connect)
+}
+
+/// Applies `runner`'s migrations while holding the advisory lock `lock_key`, so hubs starting at
+/// the same moment apply them once. The lock lives on a dedicated session: if this process dies
+/// mid-way, PostgreSQL releases it with the connection.
+pub async fn migrate(
+    pg: &tokio_postgres::Config,
+    runner: refinery::Runner,
+    lock_key: i64,
+) -> Result<Vec<String>, DbError> {
+    let (mut client, conn) = connect_dedicated(pg).await?;
+    let driver = tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "migration connection closed with an error");
+        }
+    });
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&lock_key])
+        .await?;
+    let report = runner
+        .set_abort_divergent(true)
+        .run_async(&mut client)
+        .await
+        .map_err(|e| DbError::Migrate(e.to_string()));
+    // Unlock explicitly; dropping the connection would release it too.
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&lock_key])
+        .await;
+    drop(client);
+    let _ = driver.await;
+    let applied = report?
+        .applied_migrations()
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    Ok(applied)
+}
+
+/// The newest migration version a runner carries.
+pub fn latest_version(runner: &refinery::Runner) -> i64 {
+    runner
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// What `/readyz` found.
+#[derive(Debug, serde::Serialize)]
+pub struct Readiness {
+    /// Database answered.
+    pub database: bool,
+    /// The applied schema is the one this binary expects.
+    pub migrations: bool,
+    /// Human-readable reason when not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// Checks the database through the health pool and that the schema is at `expected_version`.
+pub async fn readiness(health: &Pool, expected_version: i64) -> Readiness {
+    let client = match tokio::time::timeout(Duration::from_secs(2), health.get()).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return not_ready(false, format!("database unavailable: {e}")),
+        Err(_) => return not_ready(false, "database connection timed out".to_owned()),
+    };
+    let q = client.query_one(
+        "SELECT COALESCE(MAX(version), 0)::bigint FROM refinery_schema_history",
+        &[],
+    );
+    match tokio::time::timeout(Duration::from_secs(2), q).await {
+        Ok(Ok(row)) => {
+            let applied: i64 = row.get(0);
+            if applied == expected_version {
+                Readiness {
+                    database: true,
+                    migrations: true,
+                    problem: None,
+                }
+            } else {
+                not_ready(
+                    true,
+                    format!("schema version {applied}, this binary expects {expected_version}"),
+                )
+            }
+        }
+        Ok(Err(e)) => not_ready(true, format!("cannot read migration history: {e}")),
+        Err(_) => not_ready(false, "database query timed out".to_owned()),
+    }
+}
+
+fn not_ready(database: bool, problem: String) -> Readiness {
+    Readiness {
+        database,
+        migrations: false,
+        problem: Some(problem),
+    }
+}

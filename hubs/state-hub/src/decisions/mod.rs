@@ -1,0 +1,8 @@
+//! Decisions: propose, escalate, resolve (approve), supersede, link tasks.
+//!
+//! Rules live in [`rules`] as plain functions over domain values; [`store`] owns the SQL;
+//! [`handlers`] are thin.
+
+pub mod handlers;
+pub mod rules;
+pub mod store;

@@ -1,0 +1,730 @@
+//! The single journal writer: group commit under an advisory lock.
+
+use super::draft::Draft;
+use super::store::{self, EVENT_COLUMNS};
+use super::{NOTIFY_CHANNEL, WRITER_LOCK};
+use chrono::Utc;
+use futures_util::future::BoxFuture;
+use hub_core::api::events::Event;
+use hub_core::http::problem::ApiError;
+use hub_core::journal::{self, Sealed};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::{Client, NoTls, Statement};
+use uuid::Uuid;
+
+/// Identifies a retried write: the same principal, key and body return the original events.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    /// Client-chosen key.
+    pub key: String,
+    /// SHA-256 of the canonical request.
+    pub request_hash: [u8; 32],
+}
+
+/// A request to append client events.
+#[derive(Debug)]
+pub struct AppendRequest {
+    /// Principal writing the events.
+    pub author: String,
+    /// Validated events, appended in order.
+    pub drafts: Vec<Draft>,
+    /// Optional idempotency key.
+    pub idempotency: Option<Idempotency>,
+}
+
+/// Outcome of an append.
+#[derive(Debug)]
+pub enum Appended {
+    /// New events were written.
+    Created(Vec<Event>),
+    /// The key was seen with the same body; these are the original events.
+    Replayed(Vec<Event>),
+}
+
+type AppendReply = oneshot::Sender<Result<Appended, ApiError>>;
+
+/// A domain change that runs in the writer's transaction, in its own savepoint.
+trait Job: Send {
+    fn run<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, Result<(), ApiError>>;
+    fn finish(self: Box<Self>, outcome: Result<(), ApiError>);
+}
+
+struct ClosureJob<T, F> {
+    f: Option<F>,
+    out: Option<T>,
+    reply: oneshot::Sender<Result<T, ApiError>>,
+}
+
+impl<T, F> Job for ClosureJob<T, F>
+where
+    T: Send + 'static,
+    F: for<'a> FnOnce(&'a mut Ctx) -> BoxFuture<'a, Result<T, ApiError>> + Send + 'static,
+{
+    fn run<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, Result<(), ApiError>> {
+        let f = self.f.take();
+        Box::pin(async move {
+            let f = f.ok_or_else(|| ApiError::internal(anyhow::anyhow!("journal job ran twice")))?;
+            self.out = Some(f(ctx).await?);
+            Ok(())
+        })
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<(), ApiError>) {
+        let ClosureJob { out, reply, .. } = *self;
+        let result = outcome.and_then(|()| {
+            out.ok_or_else(|| ApiError::internal(anyhow::anyhow!("journal job produced no result")))
+        });
+        let _ = reply.send(result);
+    }
+}
+
+enum Work {
+    Append(AppendRequest, AppendReply),
+    Job(Box<dyn Job>),
+}
+
+struct Statements {
+    lock_head: Statement,
+    insert_events: Statement,
+    idem_lookup: Statement,
+    idem_insert: Statement,
+    by_seqs: Statement,
+    notify: Statement,
+}
+
+/// What a job sees: the writer's connection inside the open transaction, and the chain head.
+pub struct Ctx {
+    client: Client,
+    stmts: Statements,
+    head_seq: i64,
+    head_hash: [u8; 32],
+    now: chrono::DateTime<Utc>,
+    appended: u64,
+}
+
+impl Ctx {
+    /// The connection, inside the batch transaction and the job's savepoint.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Server time of this batch (microsecond precision).
+    pub fn now(&self) -> chrono::DateTime<Utc> {
+        self.now
+    }
+
+    fn seal(&mut self, author: &str, drafts: Vec<Draft>, rows: &mut EventRows) -> Vec<Event> {
+        drafts
+            .into_iter()
+            .map(|d| {
+                let seq = self.head_seq + 1;
+                let prev = self.head_hash;
+                let mut e = Event {
+                    seq,
+                    id: Uuid::now_v7(),
+                    created_at: self.now,
+                    event_type: d.event_type.as_str().to_owned(),
+                    summary: d.summary,
+                    author: author.to_owned(),
+                    workstream_id: d.workstream_id,
+                    workplan_id: d.workplan_id,
+                    task_id: d.task_id,
+                    decision_id: d.decision_id,
+                    detail: d.detail,
+                    prev_hash: hex::encode(prev),
+                    hash: String::new(),
+                };
+                let hash = journal::link(&prev, &Sealed::from(&e));
+                e.hash = hex::encode(hash);
+                rows.push(&e, prev, hash);
+                self.head_seq = seq;
+                self.head_hash = hash;
+                self.appended += 1;
+                e
+            })
+            .collect()
+    }
+
+    /// Seals and inserts events written by the current job.
+    pub async fn append(&mut self, author: &str, drafts: Vec<Draft>) -> Result<Vec<Event>, ApiError> {
+        let mut rows = EventRows::default();
+        let events = self.seal(author, drafts, &mut rows);
+        rows.insert(&self.client, &self.stmts.insert_events).await?;
+        Ok(events)
+    }
+}
+
+/// Column arrays for one multi-row insert.
+#[derive(Default)]
+struct EventRows {
+    seq: Vec<i64>,
+    id: Vec<Uuid>,
+    created_at: Vec<chrono::DateTime<Utc>>,
+    event_type: Vec<String>,
+    summary: Vec<String>,
+    author: Vec<String>,
+    workstream_id: Vec<Option<Uuid>>,
+    workplan_id: Vec<Option<Uuid>>,
+    task_id: Vec<Option<Uuid>>,
+    decision_id: Vec<Option<Uuid>>,
+    detail: Vec<serde_json::Value>,
+    prev_hash: Vec<Vec<u8>>,
+    hash: Vec<Vec<u8>>,
+}
+
+impl EventRows {
+    fn push(&mut self, e: &Event, prev: [u8; 32], hash: [u8; 32]) {
+        self.seq.push(e.seq);
+        self.id.push(e.id);
+        self.created_at.push(e.created_at);
+        self.event_type.push(e.event_type.clone());
+        self.summary.push(e.summary.clone());
+        self.author.push(e.author.clone());
+        self.workstream_id.push(e.workstream_id);
+        self.workplan_id.push(e.workplan_id);
+        self.task_id.push(e.task_id);
+        self.decision_id.push(e.decision_id);
+        self.detail.push(e.detail.clone());
+        self.prev_hash.push(prev.to_vec());
+        self.hash.push(hash.to_vec());
+    }
+
+    async fn insert(&self, client: &Client, stmt: &Statement) -> Result<(), tokio_postgres::Error> {
+        if self.seq.is_empty() {
+            return Ok(());
+        }
+        client
+            .execute(
+                stmt,
+                &[
+                    &self.seq,
+                    &self.id,
+                    &self.created_at,
+                    &self.event_type,
+                    &self.summary,
+                    &self.author,
+                    &self.workstream_id,
+                    &self.workplan_id,
+                    &self.task_id,
+                    &self.decision_id,
+                    &self.detail,
+                    &self.prev_hash,
+                    &self.hash,
+                ],
+            )
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Writer metrics.
+#[derive(Clone)]
+struct WriterMetrics {
+    batches: IntCounter,
+    events: IntCounter,
+    failed_batches: IntCounter,
+    batch_size: Histogram,
+    commit_seconds: Histogram,
+    head: IntGauge,
+}
+
+impl WriterMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            batches: IntCounter::new("journal_batches_total", "Writer transactions committed")?,
+            events: IntCounter::new("journal_events_appended_total", "Events appended to the journal")?,
+            failed_batches: IntCounter::new("journal_batches_failed_total", "Writer transactions that failed")?,
+            batch_size: Histogram::with_opts(
+                HistogramOpts::new("journal_batch_writes", "Writes committed per transaction")
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+            )?,
+            commit_seconds: Histogram::with_opts(
+                HistogramOpts::new("journal_batch_seconds", "Time per writer transaction").buckets(vec![
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                ]),
+            )?,
+            head: IntGauge::new("journal_head_seq", "Sequence number of the newest committed event")?,
+        };
+        registry.register(Box::new(m.batches.clone()))?;
+        registry.register(Box::new(m.events.clone()))?;
+        registry.register(Box::new(m.failed_batches.clone()))?;
+        registry.register(Box::new(m.batch_size.clone()))?;
+        registry.register(Box::new(m.commit_seconds.clone()))?;
+        registry.register(Box::new(m.head.clone()))?;
+        Ok(m)
+    }
+}
+
+/// The cloneable handle handlers use.
+#[derive(Clone)]
+pub struct Journal {
+    tx: mpsc::Sender<Work>,
+    head: watch::Receiver<i64>,
+    head_tx: std::sync::Arc<watch::Sender<i64>>,
+    stop: std::sync::Arc<watch::Sender<bool>>,
+}
+
+/// The running writer task.
+pub struct JournalHandle {
+    /// The writer task; resolves after a stop once every queued write is answered.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+fn unavailable() -> ApiError {
+    ApiError::Unavailable("the journal writer is not accepting writes (shutting down or overloaded)".into())
+}
+
+impl Journal {
+    /// Starts the writer on its own connection.
+    pub fn spawn(
+        pg: tokio_postgres::Config,
+        max_batch: usize,
+        queue_depth: usize,
+        registry: &Registry,
+    ) -> Result<(Journal, JournalHandle), prometheus::Error> {
+        let (tx, rx) = mpsc::channel(queue_depth);
+        let (head_tx, head) = watch::channel(0i64);
+        let head_tx = std::sync::Arc::new(head_tx);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let writer = Writer {
+            pg,
+            rx,
+            ctx: None,
+            max_batch,
+            head_tx: head_tx.clone(),
+            metrics: WriterMetrics::new(registry)?,
+        };
+        let task = tokio::spawn(writer.run(stop_rx));
+        Ok((
+            Journal {
+                tx,
+                head,
+                head_tx,
+                stop: std::sync::Arc::new(stop_tx),
+            },
+            JournalHandle { task },
+        ))
+    }
+
+    /// Appends client events (with idempotency).
+    pub async fn append(&self, req: AppendRequest) -> Result<Appended, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(Work::Append(req, reply))
+            .map_err(|_| unavailable())?;
+        rx.await.map_err(|_| unavailable())?
+    }
+
+    /// Runs a domain change and the events it appends in the writer's transaction.
+    pub async fn transact<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a mut Ctx) -> BoxFuture<'a, Result<T, ApiError>> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = ClosureJob {
+            f: Some(f),
+            out: None,
+            reply,
+        };
+        self.tx
+            .try_send(Work::Job(Box::new(job)))
+            .map_err(|_| unavailable())?;
+        rx.await.map_err(|_| unavailable())?
+    }
+
+    /// Newest committed sequence number, updated by this writer and by NOTIFY from replicas.
+    pub fn head(&self) -> watch::Receiver<i64> {
+        self.head.clone()
+    }
+
+    /// Records a sequence number committed elsewhere (another replica).
+    pub fn observe_head(&self, seq: i64) {
+        self.head_tx.send_if_modified(|h| {
+            if seq > *h {
+                *h = seq;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Stops accepting writes; queued writes are still committed and answered.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+struct Writer {
+    pg: tokio_postgres::Config,
+    rx: mpsc::Receiver<Work>,
+    ctx: Option<Ctx>,
+    max_batch: usize,
+    head_tx: std::sync::Arc<watch::Sender<i64>>,
+    metrics: WriterMetrics,
+}
+
+enum Pending {
+    Append(AppendReply, Result<Appended, ApiError>),
+    Job(Box<dyn Job>, Result<(), ApiError>),
+}
+
+impl Writer {
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        loop {
+            let first = tokio::select! {
+                w = self.rx.recv() => w,
+                _ = stop.changed(), if !*stop.borrow() => {
+                    // Refuse new writes; the loop drains what is already queued.
+                    self.rx.close();
+                    continue;
+                }
+            };
+            let Some(first) = first else { break };
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch {
+                match self.rx.try_recv() {
+                    Ok(w) => batch.push(w),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch).await;
+        }
+        tracing::info!("journal writer stopped");
+    }
+
+    async fn connect(&self) -> Result<Ctx, tokio_postgres::Error> {
+        let (client, conn) = self.pg.connect(NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::warn!(error = %e, "journal writer connection lost");
+            }
+        });
+        let stmts = Statements {
+            lock_head: client.prepare("SELECT head_seq, head_hash FROM journal_lock_head($1)").await?,
+            insert_events: client
+                .prepare(
+                    "INSERT INTO events (seq, id, created_at, event_type, summary, author, workstream_id, \
+                     workplan_id, task_id, decision_id, detail, prev_hash, hash) \
+                     SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], \
+                     $6::text[], $7::uuid[], $8::uuid[], $9::uuid[], $10::uuid[], $11::jsonb[], $12::bytea[], $13::bytea[])",
+                )
+                .await?,
+            idem_lookup: client
+                .prepare(
+                    "SELECT i.principal, i.key, i.request_hash, i.event_seqs FROM idempotency_keys i \
+                     JOIN unnest($1::text[], $2::text[]) AS k(principal, key) \
+                     ON i.principal = k.principal AND i.key = k.key",
+                )
+                .await?,
+            idem_insert: client
+                .prepare(
+                    "INSERT INTO idempotency_keys (principal, key, request_hash, event_seqs) \
+                     SELECT p, k, h, string_to_array(s, ',')::bigint[] \
+                     FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[]) AS t(p, k, h, s)",
+                )
+                .await?,
+            by_seqs: client
+                .prepare(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq = ANY($1) ORDER BY seq"))
+                .await?,
+            notify: client.prepare("SELECT pg_notify($1, $2)").await?,
+        };
+        Ok(Ctx {
+            client,
+            stmts,
+            head_seq: 0,
+            head_hash: journal::GENESIS,
+            now: Utc::now(),
+            appended: 0,
+        })
+    }
+
+    async fn process(&mut self, batch: Vec<Work>) {
+        let started = Instant::now();
+        let size = batch.len();
+        if self.ctx.as_ref().is_none_or(|c| c.client.is_closed()) {
+            self.ctx = match self.connect().await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "journal writer cannot reach the database");
+                    // Back off briefly so a flood of writes during an outage does not spin.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    return fail_all(batch, || database_down());
+                }
+            };
+        }
+        let Some(mut ctx) = self.ctx.take() else {
+            return fail_all(batch, database_down);
+        };
+        let outcome = run_batch(&mut ctx, batch).await;
+        let healthy = !ctx.client.is_closed();
+        match outcome {
+            Ok(pending) => {
+                self.metrics.batches.inc();
+                self.metrics.events.inc_by(ctx.appended);
+                self.metrics.batch_size.observe(size as f64);
+                self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                self.metrics.head.set(ctx.head_seq);
+                let head = ctx.head_seq;
+                self.head_tx.send_if_modified(|h| {
+                    if head > *h {
+                        *h = head;
+                        true
+                    } else {
+                        false
+                    }
+                });
+                deliver(pending);
+            }
+            Err((pending, e)) => {
+                self.metrics.failed_batches.inc();
+                tracing::error!(error = %e, writes = size, "journal batch failed; nothing of it was committed");
+                let _ = ctx.client.batch_execute("ROLLBACK").await;
+                let err = if healthy { internal_db } else { database_down };
+                for p in pending {
+                    match p {
+                        Pending::Append(reply, Ok(_)) => {
+                            let _ = reply.send(Err(err()));
+                        }
+                        Pending::Append(reply, Err(own)) => {
+                            let _ = reply.send(Err(own));
+                        }
+                        Pending::Job(job, Ok(())) => job.finish(Err(err())),
+                        Pending::Job(job, Err(own)) => job.finish(Err(own)),
+                    }
+                }
+            }
+        }
+        if healthy {
+            self.ctx = Some(ctx);
+        }
+    }
+}
+
+fn database_down() -> ApiError {
+    ApiError::Unavailable("the database is unavailable; nothing was written, retry shortly".into())
+}
+
+fn internal_db() -> ApiError {
+    ApiError::internal(anyhow::anyhow!("journal transaction failed; nothing was written"))
+}
+
+fn fail_all(batch: Vec<Work>, err: impl Fn() -> ApiError) {
+    for w in batch {
+        match w {
+            Work::Append(_, reply) => {
+                let _ = reply.send(Err(err()));
+            }
+            Work::Job(job) => job.finish(Err(err())),
+        }
+    }
+}
+
+fn deliver(pending: Vec<Pending>) {
+    for p in pending {
+        match p {
+            Pending::Append(reply, r) => {
+                let _ = reply.send(r);
+            }
+            Pending::Job(job, r) => job.finish(r),
+        }
+    }
+}
+
+/// Everything for one transaction. On a database error the whole batch is rolled back and
+/// returned so each caller gets an answer.
+async fn run_batch(
+    ctx: &mut Ctx,
+    batch: Vec<Work>,
+) -> Result<Vec<Pending>, (Vec<Pending>, tokio_postgres::Error)> {
+    let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
+    let mut iter = batch.into_iter().peekable();
+    ctx.appended = 0;
+    ctx.now = journal::db_precision(Utc::now());
+    let begin = async {
+        ctx.client.batch_execute("BEGIN").await?;
+        ctx.client.query_one(&ctx.stmts.lock_head, &[&WRITER_LOCK]).await
+    };
+    let head = match begin.await {
+        Ok(row) => row,
+        Err(e) => {
+            let rest: Vec<Pending> = iter.map(|w| unanswered(w)).collect();
+            return Err((rest, e));
+        }
+    };
+    ctx.head_seq = head.get(0);
+    let hash: Vec<u8> = head.get(1);
+    ctx.head_hash = <[u8; 32]>::try_from(hash.as_slice()).unwrap_or(journal::GENESIS);
+    let start_seq = ctx.head_seq;
+
+    while let Some(work) = iter.next() {
+        match work {
+            Work::Append(req, reply) => {
+                let mut group = vec![(req, reply)];
+                while matches!(iter.peek(), Some(Work::Append(..))) {
+                    if let Some(Work::Append(r, rp)) = iter.next() {
+                        group.push((r, rp));
+                    }
+                }
+                let (reqs, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                match append_group(ctx, reqs).await {
+                    Ok(results) => pending.extend(
+                        replies.into_iter().zip(results).map(|(rp, r)| Pending::Append(rp, r)),
+                    ),
+                    Err(e) => {
+                        pending.extend(replies.into_iter().map(|rp| Pending::Append(rp, Err(internal_db()))));
+                        pending.extend(iter.map(unanswered));
+                        return Err((pending, e));
+                    }
+                }
+            }
+            Work::Job(mut job) => {
+                if let Err(e) = ctx.client.batch_execute("SAVEPOINT job").await {
+                    pending.push(Pending::Job(job, Err(internal_db())));
+                    pending.extend(iter.map(unanswered));
+                    return Err((pending, e));
+                }
+                let (seq, hash, appended) = (ctx.head_seq, ctx.head_hash, ctx.appended);
+                let r = job.run(ctx).await;
+                let sql = if r.is_ok() {
+                    "RELEASE SAVEPOINT job"
+                } else {
+                    "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
+                };
+                if r.is_err() {
+                    ctx.head_seq = seq;
+                    ctx.head_hash = hash;
+                    ctx.appended = appended;
+                }
+                if let Err(e) = ctx.client.batch_execute(sql).await {
+                    pending.push(Pending::Job(job, r));
+                    pending.extend(iter.map(unanswered));
+                    return Err((pending, e));
+                }
+                pending.push(Pending::Job(job, r));
+            }
+        }
+    }
+    let finish = async {
+        if ctx.head_seq > start_seq {
+            ctx.client
+                .execute(&ctx.stmts.notify, &[&NOTIFY_CHANNEL, &ctx.head_seq.to_string()])
+                .await?;
+        }
+        ctx.client.batch_execute("COMMIT").await
+    };
+    match finish.await {
+        Ok(()) => Ok(pending),
+        Err(e) => Err((pending, e)),
+    }
+}
+
+fn unanswered(w: Work) -> Pending {
+    match w {
+        Work::Append(_, reply) => Pending::Append(reply, Ok(Appended::Created(Vec::new()))),
+        Work::Job(job) => Pending::Job(job, Ok(())),
+    }
+}
+
+/// Appends consecutive client requests with one idempotency look-up and one insert.
+async fn append_group(
+    ctx: &mut Ctx,
+    reqs: Vec<AppendRequest>,
+) -> Result<Vec<Result<Appended, ApiError>>, tokio_postgres::Error> {
+    let mut known: HashMap<(String, String), ([u8; 32], Vec<i64>)> = HashMap::new();
+    let keyed: Vec<(&str, &str)> = reqs
+        .iter()
+        .filter_map(|r| r.idempotency.as_ref().map(|i| (r.author.as_str(), i.key.as_str())))
+        .collect();
+    if !keyed.is_empty() {
+        let principals: Vec<&str> = keyed.iter().map(|k| k.0).collect();
+        let keys: Vec<&str> = keyed.iter().map(|k| k.1).collect();
+        for row in ctx.client.query(&ctx.stmts.idem_lookup, &[&principals, &keys]).await? {
+            let principal: String = row.get(0);
+            let key: String = row.get(1);
+            let hash: Vec<u8> = row.get(2);
+            let seqs: Vec<i64> = row.get(3);
+            if let Ok(h) = <[u8; 32]>::try_from(hash.as_slice()) {
+                known.insert((principal, key), (h, seqs));
+            }
+        }
+    }
+
+    enum Slot {
+        Done(Result<Appended, ApiError>),
+        ReplayDb(Vec<i64>),
+        ReplayBatch(usize),
+    }
+    let mut rows = EventRows::default();
+    let mut slots: Vec<Slot> = Vec::with_capacity(reqs.len());
+    let mut seen: HashMap<(String, String), ([u8; 32], usize)> = HashMap::new();
+    let (mut idem_p, mut idem_k, mut idem_h, mut idem_s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, req) in reqs.into_iter().enumerate() {
+        if let Some(idem) = &req.idempotency {
+            let id = (req.author.clone(), idem.key.clone());
+            let conflict = || {
+                Slot::Done(Err(ApiError::Conflict(format!(
+                    "Idempotency-Key `{}` was already used with a different request body",
+                    idem.key
+                ))))
+            };
+            if let Some((h, seqs)) = known.get(&id) {
+                slots.push(if *h == idem.request_hash { Slot::ReplayDb(seqs.clone()) } else { conflict() });
+                continue;
+            }
+            if let Some((h, at)) = seen.get(&id) {
+                slots.push(if *h == idem.request_hash { Slot::ReplayBatch(*at) } else { conflict() });
+                continue;
+            }
+            seen.insert(id, (idem.request_hash, i));
+        }
+        let events = ctx.seal(&req.author, req.drafts, &mut rows);
+        if let Some(idem) = req.idempotency {
+            idem_p.push(req.author);
+            idem_k.push(idem.key);
+            idem_h.push(idem.request_hash.to_vec());
+            idem_s.push(events.iter().map(|e| e.seq.to_string()).collect::<Vec<_>>().join(","));
+        }
+        slots.push(Slot::Done(Ok(Appended::Created(events))));
+    }
+    rows.insert(&ctx.client, &ctx.stmts.insert_events).await?;
+    if !idem_p.is_empty() {
+        ctx.client
+            .execute(&ctx.stmts.idem_insert, &[&idem_p, &idem_k, &idem_h, &idem_s])
+            .await?;
+    }
+    let wanted: Vec<i64> = slots
+        .iter()
+        .filter_map(|s| match s {
+            Slot::ReplayDb(seqs) => Some(seqs.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let mut by_seq: HashMap<i64, Event> = HashMap::new();
+    if !wanted.is_empty() {
+        for row in ctx.client.query(&ctx.stmts.by_seqs, &[&wanted]).await? {
+            let e = store::event_from_row(&row)?;
+            by_seq.insert(e.seq, e);
+        }
+    }
+    let mut out: Vec<Result<Appended, ApiError>> = Vec::with_capacity(slots.len());
+    for slot in slots {
+        let r = match slot {
+            Slot::Done(r) => r,
+            Slot::ReplayDb(seqs) => Ok(Appended::Replayed(
+                seqs.iter().filter_map(|s| by_seq.get(s).cloned()).collect(),
+            )),
+            Slot::ReplayBatch(at) => match out.get(at) {
+                Some(Ok(Appended::Created(evs) | Appended::Replayed(evs))) => Ok(Appended::Replayed(evs.clone())),
+                _ => Err(ApiError::Conflict("the original request with this Idempotency-Key failed".into())),
+            },
+        };
+        out.push(r);
+    }
+    Ok(out)
+}

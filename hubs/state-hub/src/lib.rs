@@ -1,0 +1,15 @@
+//! The state hub: decisions, workstreams/workplans/tasks, and the hash-chained journal of
+//! progress events, served as a REST API.
+
+pub mod config;
+pub mod decisions;
+pub mod events;
+pub mod journal;
+pub mod migrations;
+pub mod openapi;
+pub mod plans;
+pub mod respond;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod tokens;

@@ -1,0 +1,110 @@
+//! `state-hub`: serve, migrate, check the config.
+
+use clap::{Parser, Subcommand};
+use state_hub::config::{self, StateHubConfig};
+use state_hub::startup::{self, Application};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "state-hub", version, about = "Hubplane state hub")]
+struct Cli {
+    /// Config file (TOML); `HUB_*` environment variables override its keys.
+    #[arg(long, short, env = "STATE_HUB_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate and serve (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Validate the config (and secrets it names) and exit.
+    Configtest,
+    /// Print the commented example config.
+    DefaultConfig,
+    /// Exit 0 when the configured hub answers /readyz with 200.
+    Healthcheck,
+}
+
+fn load(path: Option<&std::path::Path>) -> Result<StateHubConfig, ExitCode> {
+    match StateHubConfig::load(path) {
+        Ok((cfg, warnings)) => {
+            for w in warnings {
+                eprintln!("config warning: {w}");
+            }
+            Ok(cfg)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::DefaultConfig = command {
+        print!("{}", config::EXAMPLE);
+        return ExitCode::SUCCESS;
+    }
+    let cfg = match load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    hub_core::telemetry::init(&cfg.log);
+    let result = match command {
+        Command::Configtest => {
+            println!("config ok");
+            Ok(())
+        }
+        Command::Migrate => startup::migrate(&cfg).await.map(|applied| {
+            if applied.is_empty() {
+                println!("schema is up to date");
+            }
+            for m in applied {
+                println!("applied {m}");
+            }
+        }),
+        Command::Healthcheck => healthcheck(&cfg).await,
+        Command::Serve | Command::DefaultConfig => match Application::build(cfg).await {
+            Ok(app) => {
+                tracing::info!(port = app.port(), "state hub ready");
+                app.run_until_stopped().await
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "state hub failed");
+            eprintln!("state-hub: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn healthcheck(cfg: &StateHubConfig) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr = cfg.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut s = tokio::time::timeout(std::time::Duration::from_secs(3), tokio::net::TcpStream::connect(addr)).await??;
+    s.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(3), s.read_to_end(&mut buf)).await??;
+    let text = String::from_utf8_lossy(&buf);
+    if text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200") {
+        println!("ready");
+        Ok(())
+    } else {
+        anyhow::bail!("not ready: {}", text.lines().last().unwrap_or_default())
+    }
+}

@@ -1,0 +1,62 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use crate::{decisions, events, plans, tokens};
+use actix_web::HttpResponse;
+use hub_core::api::decisions as d;
+use hub_core::api::events as e;
+use hub_core::api::plans as p;
+use hub_core::api::tokens as t;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The state hub API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Hubplane state hub", description = "Decisions, workstreams/workplans/tasks and the hash-chained journal of progress events. Errors are RFC 9457 problem documents."),
+    modifiers(&BearerAuth),
+    paths(
+        events::post_event, events::post_batch, events::list, events::get, events::stream, events::head,
+        decisions::handlers::create, decisions::handlers::list, decisions::handlers::get,
+        decisions::handlers::escalate, decisions::handlers::resolve, decisions::handlers::supersede,
+        decisions::handlers::link_task,
+        plans::handlers::create_workstream, plans::handlers::list_workstreams, plans::handlers::get_workstream,
+        plans::handlers::create_workplan, plans::handlers::list_workplans, plans::handlers::get_workplan,
+        plans::handlers::finish, plans::handlers::accept, plans::handlers::reopen,
+        plans::handlers::create_task, plans::handlers::list_tasks, plans::handlers::get_task, plans::handlers::patch_task,
+        tokens::create, tokens::list, tokens::revoke, tokens::whoami,
+    ),
+    components(schemas(
+        e::Event, e::NewEvent, e::NewEventBatch, e::EventBatchResult, e::ChainHead, e::EventType,
+        d::Decision, d::NewDecision, d::OutcomeInput, d::Outcome, d::EscalateRequest, d::SupersedeRequest,
+        d::LinkTaskRequest, d::DecisionStatus, d::DecisionType,
+        p::Workstream, p::NewWorkstream, p::Workplan, p::NewWorkplan, p::WorkplanStatus, p::AcceptRequest,
+        p::ReopenRequest, p::Task, p::NewTask, p::TaskPatch, p::TaskStatus,
+        t::NewTokenRequest, t::TokenInfo, t::CreatedToken, t::WhoAmI,
+        hub_core::http::problem::Problem, hub_core::http::problem::FieldError,
+    )),
+    tags(
+        (name = "events", description = "The append-only journal"),
+        (name = "decisions", description = "Decisions and their approvals"),
+        (name = "plans", description = "Workstreams, workplans, tasks"),
+        (name = "tokens", description = "API tokens"),
+        (name = "audit", description = "Hash chain"),
+    )
+)]
+pub struct ApiDoc;
+
+/// `GET /api/v1/openapi.json`.
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,5 @@
+//! Workstreams → workplans → tasks.
+
+pub mod handlers;
+pub mod rules;
+pub mod store;

@@ -1,0 +1,28 @@
+//! Small response helpers shared by the resource handlers.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use hub_core::api::page::{DEFAULT_LIMIT, MAX_LIMIT};
+use hub_core::http::etag;
+use hub_core::http::problem::ApiError;
+use hub_core::text;
+use serde::Serialize;
+
+/// A JSON body with its `ETag`.
+pub fn tagged(mut builder: HttpResponseBuilder, version: i64, body: &impl Serialize) -> HttpResponse {
+    builder.insert_header((header::ETAG, etag::etag(version))).json(body)
+}
+
+/// Validates a `?limit=`.
+pub fn limit(l: Option<i64>) -> Result<i64, ApiError> {
+    match l {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_LIMIT}"))),
+    }
+}
+
+/// Validates a required free-text reason or comment field.
+pub fn reason(field: &str, value: &str) -> Result<String, ApiError> {
+    text::multi_line(field, value, 1, 5_000).map_err(|m| ApiError::field(field, m))
+}

@@ -1,0 +1,43 @@
+//! The route table: every route of the state hub and the permission it needs.
+
+use crate::{decisions::handlers as decisions, events, openapi, plans::handlers as plans, tokens};
+use hub_core::auth::{Access, Permission::*};
+use hub_core::http::routes::Route;
+use hub_core::route;
+
+/// Every API route. Health and metrics are mounted by hub-core as public.
+pub fn table() -> Vec<Route> {
+    vec![
+        route!(GET "/api/v1/openapi.json", Access::Authenticated, openapi::document),
+        route!(GET "/api/v1/whoami", Access::Authenticated, tokens::whoami),
+        route!(POST "/api/v1/events", Access::Permission(EventsWrite), events::post_event),
+        route!(POST "/api/v1/events/batch", Access::Permission(EventsWrite), events::post_batch),
+        route!(GET "/api/v1/events", Access::Permission(EventsRead), events::list),
+        route!(GET "/api/v1/events/stream", Access::Permission(EventsRead), events::stream),
+        route!(GET "/api/v1/events/{key}", Access::Permission(EventsRead), events::get),
+        route!(GET "/api/v1/audit/head", Access::Permission(AuditRead), events::head),
+        route!(POST "/api/v1/decisions", Access::Permission(DecisionsWrite), decisions::create),
+        route!(GET "/api/v1/decisions", Access::Permission(DecisionsRead), decisions::list),
+        route!(GET "/api/v1/decisions/{id}", Access::Permission(DecisionsRead), decisions::get),
+        route!(POST "/api/v1/decisions/{id}/escalate", Access::Permission(DecisionsWrite), decisions::escalate),
+        route!(POST "/api/v1/decisions/{id}/resolve", Access::Permission(DecisionsWrite), decisions::resolve),
+        route!(POST "/api/v1/decisions/{id}/supersede", Access::Permission(DecisionsWrite), decisions::supersede),
+        route!(POST "/api/v1/decisions/{id}/tasks", Access::Permission(DecisionsWrite), decisions::link_task),
+        route!(POST "/api/v1/workstreams", Access::Permission(PlansWrite), plans::create_workstream),
+        route!(GET "/api/v1/workstreams", Access::Permission(PlansRead), plans::list_workstreams),
+        route!(GET "/api/v1/workstreams/{key}", Access::Permission(PlansRead), plans::get_workstream),
+        route!(POST "/api/v1/workstreams/{key}/workplans", Access::Permission(PlansWrite), plans::create_workplan),
+        route!(GET "/api/v1/workplans", Access::Permission(PlansRead), plans::list_workplans),
+        route!(GET "/api/v1/workplans/{id}", Access::Permission(PlansRead), plans::get_workplan),
+        route!(POST "/api/v1/workplans/{id}/finish", Access::Permission(PlansWrite), plans::finish),
+        route!(POST "/api/v1/workplans/{id}/accept", Access::Permission(PlansWrite), plans::accept),
+        route!(POST "/api/v1/workplans/{id}/reopen", Access::Permission(PlansWrite), plans::reopen),
+        route!(POST "/api/v1/workplans/{id}/tasks", Access::Permission(PlansWrite), plans::create_task),
+        route!(GET "/api/v1/tasks", Access::Permission(PlansRead), plans::list_tasks),
+        route!(GET "/api/v1/tasks/{id}", Access::Permission(PlansRead), plans::get_task),
+        route!(PATCH "/api/v1/tasks/{id}", Access::Permission(PlansWrite), plans::patch_task),
+        route!(POST "/api/v1/tokens", Access::Permission(TokensManage), tokens::create),
+        route!(GET "/api/v1/tokens", Access::Permission(TokensManage), tokens::list),
+        route!(DELETE "/api/v1/tokens/{id}", Access::Permission(TokensManage), tokens::revoke),
+    ]
+}

@@ -1,0 +1,181 @@
+//! Building and running the state hub: migrate, connect, start the writer, serve, stop in order.
+
+use crate::config::StateHubConfig;
+use crate::journal::{self, Draft, Journal};
+use crate::state::AppState;
+use crate::{migrations, routes};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, HttpServer};
+use anyhow::Context;
+use hub_core::auth::DynAuthenticator;
+use hub_core::auth::tokens::{self, Bootstrap, TokenAuthenticator};
+use hub_core::auth::Subject;
+use hub_core::db;
+use hub_core::http::{self, CoreData, HealthState, HttpMetrics};
+use hub_core::lifecycle::{self, Shutdown};
+use serde_json::json;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A built, not yet running, state hub.
+pub struct Application {
+    port: u16,
+    server: Server,
+    shutdown: Arc<Shutdown>,
+}
+
+/// Applies migrations under the advisory lock; returns the versions applied now.
+pub async fn migrate(cfg: &StateHubConfig) -> anyhow::Result<Vec<String>> {
+    let pg = db::pg_config(&cfg.database, "state-hub-migrate")?;
+    let applied = db::migrate(&pg, migrations::runner(), journal::MIGRATION_LOCK).await?;
+    Ok(applied)
+}
+
+impl Application {
+    /// Migrates, connects, bootstraps the admin token and binds the listener (port 0 picks one).
+    pub async fn build(cfg: StateHubConfig) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(cfg.server.listen)
+            .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
+        Self::build_with_listener(cfg, listener).await
+    }
+
+    /// As [`build`](Self::build), with a listener the caller bound.
+    pub async fn build_with_listener(cfg: StateHubConfig, listener: TcpListener) -> anyhow::Result<Application> {
+        let applied = migrate(&cfg).await.context("applying migrations")?;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, "migrations applied");
+        }
+        let pools = db::pools(&cfg.database, "state-hub")?;
+        let metrics = HttpMetrics::new()?;
+        let pg = db::pg_config(&cfg.database, "state-hub-journal")?;
+        let (journal, writer) = Journal::spawn(pg.clone(), cfg.journal.max_batch, cfg.journal.queue_depth, &metrics.registry)?;
+        let shutdown = Arc::new(Shutdown::new());
+        tokio::spawn(journal::listener::run(pg, journal.clone(), shutdown.stopping()));
+
+        if let Some(src) = cfg.bootstrap_source() {
+            let secret = hub_core::secret::read(&src, tokens::MIN_TOKEN_LEN)?;
+            let subject = Subject::parse(&cfg.auth.bootstrap_admin_subject).map_err(anyhow::Error::msg)?;
+            bootstrap_admin(&journal, secret, subject).await.context("bootstrapping the admin token")?;
+        }
+
+        let authenticator = Arc::new(TokenAuthenticator::new(pools.requests.clone()));
+        let state = web::Data::new(AppState {
+            pool: pools.requests.clone(),
+            journal: journal.clone(),
+            tokens: authenticator.clone(),
+            stopping: shutdown.stopping(),
+        });
+        let dyn_auth: DynAuthenticator = authenticator;
+        let dyn_auth = web::Data::new(dyn_auth);
+        let core = CoreData {
+            health: web::Data::new(HealthState {
+                pools: pools.clone(),
+                expected_schema: db::latest_version(&migrations::runner()),
+            }),
+            metrics: web::Data::new(metrics),
+            body_limit: cfg.server.body_limit_bytes,
+            tls: cfg.server.is_tls(),
+        };
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            let (state, dyn_auth) = (state.clone(), dyn_auth.clone());
+            http::app(&core, move |c| {
+                c.app_data(state).app_data(dyn_auth);
+                hub_core::http::routes::mount_all(&routes::table(), c);
+            })
+        })
+        .shutdown_timeout(cfg.server.shutdown_grace_seconds)
+        .disable_signals();
+        if let Some(n) = cfg.server.workers {
+            server = server.workers(n);
+        }
+        let server = server.listen(listener)?.run();
+        register_shutdown(&shutdown, server.handle(), journal, writer, pools, cfg.server.shutdown_grace());
+        Ok(Application { port, server, shutdown })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shutdown registry (tests trigger it directly).
+    pub fn shutdown(&self) -> Arc<Shutdown> {
+        self.shutdown.clone()
+    }
+
+    /// Serves until SIGTERM/SIGINT (or the server stops), then runs the shutdown steps.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let mut server = tokio::spawn(self.server);
+        lifecycle::notify_ready();
+        tokio::select! {
+            sig = lifecycle::terminate_signal() => {
+                tracing::info!(signal = sig?, "stopping");
+                shutdown.run().await;
+                let _ = server.await;
+            }
+            r = &mut server => {
+                shutdown.run().await;
+                r.context("server task")??;
+            }
+        }
+        Ok(())
+    }
+
+    /// Serves until the shutdown registry runs (for tests, which stop it directly).
+    pub async fn run_until_shutdown(self) -> anyhow::Result<()> {
+        let mut stopping = self.shutdown.stopping();
+        let server = tokio::spawn(self.server);
+        let _ = stopping.wait_for(|s| *s).await;
+        let _ = server.await;
+        Ok(())
+    }
+}
+
+fn register_shutdown(
+    shutdown: &Shutdown,
+    server: ServerHandle,
+    journal: Journal,
+    writer: journal::JournalHandle,
+    pools: db::Pools,
+    grace: Duration,
+) {
+    // 1. stop accepting and let in-flight requests finish (live streams end on `stopping`).
+    shutdown.register("drain http requests", grace + Duration::from_secs(1), move || async move {
+        server.stop(true).await;
+    });
+    // 2. commit and answer every write already queued, then stop the writer.
+    shutdown.register("flush journal writer", Duration::from_secs(10), move || async move {
+        journal.stop();
+        let _ = writer.task.await;
+    });
+    // 3. close pools last: nothing above needs them any more.
+    shutdown.register("close database pools", Duration::from_secs(2), move || async move {
+        pools.close();
+    });
+}
+
+async fn bootstrap_admin(journal: &Journal, secret: secrecy::SecretString, subject: Subject) -> anyhow::Result<()> {
+    let outcome = journal
+        .transact(move |ctx| {
+            Box::pin(async move {
+                let outcome = tokens::bootstrap(ctx.client(), &secret, &subject).await?;
+                if let Bootstrap::Created { record, replaced } = &outcome {
+                    let detail = json!({"token_id": record.id, "subject": record.subject, "replaced": replaced});
+                    let summary = format!("Bootstrap admin token installed for {}", record.subject);
+                    ctx.append("state-hub", vec![Draft::system("token.bootstrapped", summary, detail)?]).await?;
+                }
+                Ok(outcome)
+            })
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}: {}", e.problem().detail))?;
+    match outcome {
+        Bootstrap::Unchanged => tracing::info!("bootstrap admin token unchanged"),
+        Bootstrap::Created { replaced: Some(old), .. } => tracing::warn!(%old, "bootstrap admin token rotated; the previous one is revoked"),
+        Bootstrap::Created { .. } => tracing::info!("bootstrap admin token installed"),
+    }
+    Ok(())
+}

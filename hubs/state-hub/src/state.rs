@@ -1,0 +1,20 @@
+//! What every handler can reach.
+
+use crate::journal::Journal;
+use deadpool_postgres::Pool;
+use hub_core::auth::tokens::TokenAuthenticator;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Shared application state.
+#[derive(Clone)]
+pub struct AppState {
+    /// Request pool.
+    pub pool: Pool,
+    /// The journal writer.
+    pub journal: Journal,
+    /// Token verification (to clear its cache on revoke).
+    pub tokens: Arc<TokenAuthenticator>,
+    /// Turns true when shutdown begins, ending live streams.
+    pub stopping: watch::Receiver<bool>,
+}

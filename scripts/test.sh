@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+#
+# Hubplane's full test suite: ./scripts/test.sh
+#
+#   1. Debian packages the tests need (postgresql-client, jq, curl)
+#   2. a PostgreSQL superuser URL in HUB_TEST_DATABASE_URL (scripts/lib/postgres.sh:
+#      the given one, the local server on 127.0.0.1:5432, or a throwaway cluster)
+#   3. cargo fmt --check, clippy -D warnings, build
+#   4. cargo nextest (cargo test when nextest cannot be had), plus doc tests
+#   5. every executable tests/suites/*.sh, each with HUB_TEST_DATABASE_URL and
+#      HUB_BIN_DIR (the debug binaries); the last line is "N passed, M failed"
+#
+# Exits non-zero if any step or suite failed.
+# Environment: HUB_TEST_DATABASE_URL, HUB_FORCE_THROWAWAY_PG=1 (see lib/postgres.sh),
+# HUB_SUITE_TIMEOUT (seconds per shell suite, default 1200), CI=true.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+# shellcheck source=lib/common.sh
+source "${SCRIPT_DIR}/lib/common.sh"
+# shellcheck source=lib/deps.sh
+source "${SCRIPT_DIR}/lib/deps.sh"
+# shellcheck source=lib/postgres.sh
+source "${SCRIPT_DIR}/lib/postgres.sh"
+
+cd "${HUBPLANE_REPO}"
+
+if [[ "${CI:-}" == "true" ]]; then
+    export CARGO_TERM_COLOR=never
+fi
+
+failed_steps=()
+
+# shellcheck disable=SC2317 # invoked by the EXIT trap
+cleanup() {
+    stop_postgres
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# run_step NAME CMD...: runs CMD under a step header; records a failure and goes on.
+run_step() {
+    local name="$1"
+    shift
+    hp_step "${name}"
+    printf '$ %s\n' "$*"
+    local rc=0
+    "$@" || rc=$?
+    if [[ ${rc} -ne 0 ]]; then
+        printf -- '--- step "%s" failed (exit %d)\n' "${name}" "${rc}"
+        failed_steps+=("${name}")
+        return 1
+    fi
+}
+
+command -v cargo >/dev/null 2>&1 || hp_die "cargo not found on PATH"
+
+hp_step "packages"
+ensure_debian_packages postgresql-client jq curl ca-certificates
+ensure_rust_components rustfmt clippy
+
+hp_step "postgres"
+ensure_postgres
+export HUB_TEST_DATABASE_URL
+printf 'HUB_TEST_DATABASE_URL=%s\n' "${HUB_TEST_DATABASE_URL}"
+
+run_step "fmt" cargo fmt --all -- --check || true
+run_step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings || true
+if ! run_step "build" cargo build --workspace --all-targets --locked; then
+    hp_die "build failed; not running the tests"
+fi
+
+if ensure_cargo_nextest; then
+    # --no-tests=warn: an empty workspace (early on) is not a failure.
+    run_step "tests (nextest)" cargo nextest run --workspace --locked --no-fail-fast --no-tests=warn || true
+    # nextest does not run doc tests.
+    run_step "doc tests" cargo test --workspace --locked --doc || true
+else
+    hp_warn "cargo-nextest unavailable; falling back to cargo test"
+    run_step "tests (cargo test)" cargo test --workspace --locked --no-fail-fast || true
+fi
+
+# Shell end-to-end suites.
+suite_dir="${HUBPLANE_REPO}/tests/suites"
+suites=()
+if [[ -d "${suite_dir}" ]]; then
+    for f in "${suite_dir}"/*.sh; do
+        [[ -e "${f}" ]] || continue
+        if [[ -x "${f}" ]]; then
+            suites+=("${f}")
+        else
+            hp_warn "skipping ${f#"${HUBPLANE_REPO}"/}: not executable (chmod +x it)"
+        fi
+    done
+fi
+
+passed=0
+failed=0
+failed_suites=()
+if [[ ${#suites[@]} -gt 0 ]]; then
+    bin_dir="${CARGO_TARGET_DIR:-${HUBPLANE_REPO}/target}/debug"
+    suite_timeout="${HUB_SUITE_TIMEOUT:-1200}"
+    for suite in "${suites[@]}"; do
+        name="${suite#"${HUBPLANE_REPO}"/}"
+        hp_step "suite ${name}"
+        start=${SECONDS}
+        rc=0
+        HUB_TEST_DATABASE_URL="${HUB_TEST_DATABASE_URL}" HUB_BIN_DIR="${bin_dir}" \
+            timeout --kill-after=15 "${suite_timeout}" "${suite}" </dev/null || rc=$?
+        elapsed=$((SECONDS - start))
+        if [[ ${rc} -eq 0 ]]; then
+            passed=$((passed + 1))
+            printf -- '--- PASS %s (%ds)\n' "${name}" "${elapsed}"
+        else
+            failed=$((failed + 1))
+            failed_suites+=("${name}")
+            if [[ ${rc} -eq 124 ]]; then
+                printf -- '--- FAIL %s (timed out after %ss)\n' "${name}" "${suite_timeout}"
+            else
+                printf -- '--- FAIL %s (exit %d, %ds)\n' "${name}" "${rc}" "${elapsed}"
+            fi
+        fi
+    done
+fi
+
+hp_step "summary"
+status=0
+if [[ ${#failed_steps[@]} -gt 0 ]]; then
+    printf 'failed steps: %s\n' "${failed_steps[*]}"
+    status=1
+else
+    printf 'all cargo steps passed\n'
+fi
+if [[ ${#failed_suites[@]} -gt 0 ]]; then
+    printf 'failed suites: %s\n' "${failed_suites[*]}"
+    status=1
+fi
+if [[ ${#suites[@]} -gt 0 ]]; then
+    printf '%d passed, %d failed\n' "${passed}" "${failed}"
+fi
+exit "${status}"
