@@ -2,6 +2,7 @@
 """Helpers for bench/run.sh (standard library only).
 
   dburl URL DBNAME          print URL with its database replaced; refuse non-loopback hosts
+  dbpassword URL            print the URL's password (empty when none)
   wait-ready                poll GET /readyz of a running hub until 200; print seconds waited
   coldstart -- CMD...       start CMD several times, time exec -> first 200 of /readyz
   load                      POST a fixed number of batches to /api/v1/events/batch
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 EVENT = {"event_type": "bench.posted", "summary": "bench event", "detail": {"n": 1}}
@@ -47,7 +48,19 @@ def cmd_dburl(a):
         for part in h.split(","):
             if part and part not in LOOPBACK and not part.startswith("/"):
                 die(f"database host {part!r} is not loopback; the benchmark only runs on 127.0.0.1")
-    print(urlunsplit((u.scheme, u.netloc, "/" + a.dbname, u.query, "")))
+    netloc = u.netloc
+    if a.no_password and u.password is not None:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        netloc = userinfo.split(":", 1)[0] + "@" + hostinfo
+    # built by hand: urlunsplit drops the "//" of an empty host (postgres:///db?host=/run/...)
+    print(f"{u.scheme}://{netloc}/{a.dbname}" + (f"?{u.query}" if u.query else ""))
+
+
+def cmd_dbpassword(a):
+    u = urlsplit(a.url)
+    pw = unquote(u.password) if u.password else ""
+    pw = pw or parse_qs(u.query).get("password", [""])[0]
+    sys.stdout.write(pw)
 
 
 # ---------------------------------------------------------------- readiness
@@ -233,7 +246,12 @@ def main():
     s = sub.add_parser("dburl")
     s.add_argument("url")
     s.add_argument("dbname")
+    s.add_argument("--no-password", action="store_true", help="drop the password from the URL")
     s.set_defaults(fn=cmd_dburl)
+
+    s = sub.add_parser("dbpassword")
+    s.add_argument("url")
+    s.set_defaults(fn=cmd_dbpassword)
 
     s = sub.add_parser("wait-ready")
     s.add_argument("--listen", required=True)

@@ -53,7 +53,7 @@ BASE_URL=${HUB_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 # The hub takes HUB_* overrides from its environment: keep ours (and any
 # others) away from it so it runs on exactly the config written below.
 while read -r var; do unset "$var"; done < <(compgen -e | grep '^HUB_' || true)
-unset JOURNAL_STREAM
+unset JOURNAL_STREAM RUST_LOG STATE_HUB_CONFIG
 
 LISTEN=127.0.0.1:18480
 HUB_URL=http://$LISTEN
@@ -142,6 +142,8 @@ trap 'exit 143' TERM
 # ------------------------------------------------------------------ helpers
 RAW_URL=$(python3 "$BENCH_DIR/helper.py" dburl "$BASE_URL" "$RAW_DB") || exit 1
 API_URL=$(python3 "$BENCH_DIR/helper.py" dburl "$BASE_URL" "$API_DB") || exit 1
+# the hub refuses a password inside database.url: it gets the URL without one, plus a file
+HUB_DB_URL=$(python3 "$BENCH_DIR/helper.py" dburl --no-password "$BASE_URL" "$API_DB") || exit 1
 
 psql_admin() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 "$BASE_URL" "$@"; }
 psql_raw() { psql -X -q -v ON_ERROR_STOP=1 "$RAW_URL" "$@"; }
@@ -307,6 +309,14 @@ if ((!RAW_ONLY)); then
   )
   chmod 600 "$TOKEN_FILE"
   [[ $(wc -c <"$TOKEN_FILE") == 47 ]] || die "token generation failed"
+  DB_PASSWORD_LINE=""
+  (
+    umask 077
+    python3 "$BENCH_DIR/helper.py" dbpassword "$BASE_URL" >"$WORK/db.password"
+  )
+  if [[ -s $WORK/db.password ]]; then
+    DB_PASSWORD_LINE="password_file = \"$WORK/db.password\""
+  fi
   CONFIG=$WORK/state-hub.toml
   cat >"$CONFIG" <<EOF
 [server]
@@ -314,7 +324,8 @@ listen = "$LISTEN"
 public_url = "$HUB_URL"
 
 [database]
-url = "$API_URL"
+url = "$HUB_DB_URL"
+$DB_PASSWORD_LINE
 pool_size = 32
 health_pool_size = 2
 
@@ -360,7 +371,11 @@ EOF
     code=$(curl -sS -o "$WORK/probe.body" -w '%{http_code}' -X "$1" -H @"$WORK/auth.header" \
       -H 'Content-Type: application/json' -H 'Accept: application/json' \
       ${3:+--data-binary "@$3"} "$HUB_URL$2" 2>&1) || true
-    log "  a single $1 $2 right after: HTTP $code $(head -c 300 "$WORK/probe.body" 2>/dev/null | tr '\n' ' ')"
+    if [[ $code == 2* ]]; then
+      log "  a single $1 $2 right after: HTTP $code"
+    else
+      log "  a single $1 $2 right after: HTTP $code $(head -c 300 "$WORK/probe.body" 2>/dev/null | tr '\n' ' ')"
+    fi
     NOTES+=("  a single $1 $2 right after it: HTTP $code")
   }
 

@@ -43,10 +43,7 @@ impl Pools {
 pub fn pg_config(cfg: &DatabaseConfig, app_name: &str) -> Result<tokio_postgres::Config, DbError> {
     let mut pg = tokio_postgres::Config::from_str(&cfg.url)
         .map_err(|e| DbError::Config(format!("database.url: {e}")))?;
-    if let Some(pw) = cfg
-        .password()
-        .map_err(|e| DbError::Config(e.to_string()))?
-    {
+    if let Some(pw) = cfg.password().map_err(|e| DbError::Config(e.to_string()))? {
         pg.password(pw.expose_secret());
     }
     pg.application_name(app_name);
@@ -81,7 +78,7 @@ pub fn pools(cfg: &DatabaseConfig, app_name: &str) -> Result<Pools, DbError> {
     let pg = pg_config(cfg, app_name)?;
     let wait = Duration::from_secs(cfg.connect_timeout_seconds);
     let mut health_pg = pg.clone();
-    health_pg.application_name(&format!("{app_name}-health"));
+    health_pg.application_name(format!("{app_name}-health"));
     Ok(Pools {
         requests: build_pool(pg, cfg.pool_size, wait)?,
         health: build_pool(health_pg, cfg.health_pool_size, Duration::from_secs(2))?,

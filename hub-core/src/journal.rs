@@ -122,8 +122,16 @@ pub fn canonical_value(out: &mut String, v: &Value) {
 /// The canonical text of an event.
 pub fn canonical(e: &Sealed<'_>) -> String {
     let mut out = String::with_capacity(256);
-    let _ = write!(out, "{{\"seq\":{},\"id\":\"{}\",\"created_at\":", e.seq, e.id.hyphenated());
-    push_str(&mut out, &e.created_at.to_rfc3339_opts(SecondsFormat::Micros, true));
+    let _ = write!(
+        out,
+        "{{\"seq\":{},\"id\":\"{}\",\"created_at\":",
+        e.seq,
+        e.id.hyphenated()
+    );
+    push_str(
+        &mut out,
+        &e.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+    );
     out.push_str(",\"event_type\":");
     push_str(&mut out, e.event_type);
     out.push_str(",\"summary\":");
@@ -278,7 +286,13 @@ mod tests {
         let mut v = Verifier::new();
         v.push(&e1).unwrap();
         let e3 = event(3, h1, json!({}));
-        assert_eq!(v.push(&e3), Err(BrokenLink::Gap { seq: 3, expected: 2 }));
+        assert_eq!(
+            v.push(&e3),
+            Err(BrokenLink::Gap {
+                seq: 3,
+                expected: 2
+            })
+        );
     }
 
     #[test]

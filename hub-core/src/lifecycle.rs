@@ -77,8 +77,15 @@ impl Shutdown {
         notify_stopping();
         for step in steps {
             tracing::info!(step = step.name, "shutdown step");
-            if tokio::time::timeout(step.limit, (step.run)()).await.is_err() {
-                tracing::warn!(step = step.name, limit_ms = step.limit.as_millis() as u64, "shutdown step timed out");
+            if tokio::time::timeout(step.limit, (step.run)())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    step = step.name,
+                    limit_ms = step.limit.as_millis() as u64,
+                    "shutdown step timed out"
+                );
             }
         }
         self.done_tx.send_replace(true);

@@ -24,7 +24,11 @@ pub fn init(cfg: &LogConfig) {
     match cfg.format {
         LogFormat::Json => {
             let _ = registry
-                .with(tracing_subscriber::fmt::layer().json().with_current_span(true))
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .with_current_span(true),
+                )
                 .try_init();
         }
         LogFormat::Pretty => {

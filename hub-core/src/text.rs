@@ -8,7 +8,9 @@ pub fn single_line(field: &str, value: &str, min: usize, max: usize) -> Result<S
     let v = value.trim();
     check_len(field, v, min, max)?;
     if v.chars().any(char::is_control) {
-        return Err(format!("{field} must be a single line without control characters"));
+        return Err(format!(
+            "{field} must be a single line without control characters"
+        ));
     }
     Ok(v.to_owned())
 }
@@ -17,7 +19,9 @@ pub fn single_line(field: &str, value: &str, min: usize, max: usize) -> Result<S
 pub fn multi_line(field: &str, value: &str, min: usize, max: usize) -> Result<String, String> {
     let v = value.trim_end();
     check_len(field, v, min, max)?;
-    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+    if v.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
         return Err(format!("{field} contains control characters"));
     }
     Ok(v.to_owned())
@@ -33,7 +37,9 @@ fn check_len(field: &str, v: &str, min: usize, max: usize) -> Result<(), String>
         });
     }
     if n > max {
-        return Err(format!("{field} must have at most {max} characters (has {n})"));
+        return Err(format!(
+            "{field} must have at most {max} characters (has {n})"
+        ));
     }
     Ok(())
 }
@@ -65,10 +71,19 @@ mod tests {
 
     #[test]
     fn single_line_rules() {
-        assert_eq!(single_line("title", "  Ship it ", 1, 10).unwrap(), "Ship it");
-        assert!(single_line("title", "   ", 1, 10).unwrap_err().contains("empty"));
-        assert!(single_line("title", "a\nb", 1, 10).unwrap_err().contains("single line"));
-        assert!(single_line("title", "abcdefghijk", 1, 10).unwrap_err().contains("at most 10"));
+        assert_eq!(
+            single_line("title", "  Ship it ", 1, 10).unwrap(),
+            "Ship it"
+        );
+        assert!(single_line("title", "   ", 1, 10)
+            .unwrap_err()
+            .contains("empty"));
+        assert!(single_line("title", "a\nb", 1, 10)
+            .unwrap_err()
+            .contains("single line"));
+        assert!(single_line("title", "abcdefghijk", 1, 10)
+            .unwrap_err()
+            .contains("at most 10"));
     }
 
     #[test]

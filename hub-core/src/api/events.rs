@@ -17,7 +17,8 @@ impl EventType {
         let seg_ok = |p: &str| {
             (1..=63).contains(&p.len())
                 && p.as_bytes()[0].is_ascii_lowercase()
-                && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         };
         match s.split_once('.') {
             Some((noun, verb)) if seg_ok(noun) && seg_ok(verb) => Ok(EventType(s.to_owned())),
@@ -153,9 +154,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("<noun>.<verb>"), "{err}");
-        let err = serde_json::from_str::<NewEvent>(r#"{"event_type":"a.b","summary":"s","oops":1}"#)
-            .unwrap_err()
-            .to_string();
+        let err =
+            serde_json::from_str::<NewEvent>(r#"{"event_type":"a.b","summary":"s","oops":1}"#)
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("unknown field `oops`"), "{err}");
     }
 }

@@ -213,14 +213,22 @@ pub struct TaskPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<TaskStatus>,
     /// New assignee, or `null` to unassign.
-    #[serde(default, deserialize_with = "super::double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>)]
     pub assignee: Option<Option<Subject>>,
     /// New needs-human flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needs_human: Option<bool>,
     /// New blocking reason, or `null` to clear.
-    #[serde(default, deserialize_with = "super::double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>)]
     pub blocking_reason: Option<Option<String>>,
 }
@@ -268,7 +276,10 @@ mod tests {
         assert_eq!(s, TaskStatus::Wait);
         let s: TaskStatus = serde_json::from_str("\"cancelled\"").unwrap();
         assert_eq!(s, TaskStatus::Cancel);
-        assert_eq!(serde_json::to_string(&TaskStatus::Progress).unwrap(), "\"progress\"");
+        assert_eq!(
+            serde_json::to_string(&TaskStatus::Progress).unwrap(),
+            "\"progress\""
+        );
         assert!(serde_json::from_str::<TaskStatus>("\"doing\"").is_err());
     }
 

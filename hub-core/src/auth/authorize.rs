@@ -14,7 +14,10 @@ use std::sync::Arc;
 /// session cookies by wrapping this.
 pub trait Authenticator: Send + Sync + 'static {
     /// Authenticates the request, or says why not (401).
-    fn authenticate<'a>(&'a self, req: &'a HttpRequest) -> LocalBoxFuture<'a, Result<Principal, ApiError>>;
+    fn authenticate<'a>(
+        &'a self,
+        req: &'a HttpRequest,
+    ) -> LocalBoxFuture<'a, Result<Principal, ApiError>>;
 }
 
 /// The authenticator a hub registers as app data: `web::Data<DynAuthenticator>`.
@@ -74,7 +77,10 @@ where
         let access = self.access;
         Box::pin(async move {
             if access == Access::Public {
-                return service.call(req).await.map(ServiceResponse::map_into_left_body);
+                return service
+                    .call(req)
+                    .await
+                    .map(ServiceResponse::map_into_left_body);
             }
             let Some(auth) = req.app_data::<web::Data<DynAuthenticator>>().cloned() else {
                 let e = ApiError::internal(anyhow::anyhow!("no authenticator registered"));
@@ -84,7 +90,10 @@ where
             match outcome {
                 Ok(principal) if principal.allows(access) => {
                     req.extensions_mut().insert(principal);
-                    service.call(req).await.map(ServiceResponse::map_into_left_body)
+                    service
+                        .call(req)
+                        .await
+                        .map(ServiceResponse::map_into_left_body)
                 }
                 Ok(principal) => {
                     tracing::info!(subject = %principal.subject, required = %access, "permission denied");

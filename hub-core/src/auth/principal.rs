@@ -34,7 +34,9 @@ impl PrincipalKind {
 }
 
 /// A principal's name: a directory user name or a hub identity such as `hub:dev-hub`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Subject(String);
 

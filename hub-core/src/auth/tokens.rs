@@ -13,7 +13,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use tokio_postgres::GenericClient;
 use futures_util::future::LocalBoxFuture;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
@@ -21,6 +20,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
 /// Prefix that makes Hubplane tokens recognisable to secret scanners.
@@ -80,7 +80,8 @@ impl TokenRecord {
         let kind: String = row.try_get("kind")?;
         let roles: Vec<String> = row.try_get("roles")?;
         let scopes: Vec<String> = row.try_get("scopes")?;
-        let bad = |what: String| ApiError::internal(anyhow::anyhow!("corrupt api_tokens row: {what}"));
+        let bad =
+            |what: String| ApiError::internal(anyhow::anyhow!("corrupt api_tokens row: {what}"));
         Ok(TokenRecord {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
@@ -119,7 +120,8 @@ impl TokenRecord {
     }
 }
 
-const COLUMNS: &str = "id, name, token_prefix, subject, kind, roles, scopes, created_by, created_at, \
+const COLUMNS: &str =
+    "id, name, token_prefix, subject, kind, roles, scopes, created_by, created_at, \
 expires_at, revoked_at, last_used_at";
 
 /// What a new token grants.
@@ -173,7 +175,10 @@ pub async fn insert(
 }
 
 /// Lists tokens, newest first.
-pub async fn list(client: &impl GenericClient, include_revoked: bool) -> Result<Vec<TokenRecord>, ApiError> {
+pub async fn list(
+    client: &impl GenericClient,
+    include_revoked: bool,
+) -> Result<Vec<TokenRecord>, ApiError> {
     let rows = client
         .query(
             &format!(
@@ -228,7 +233,7 @@ pub enum Bootstrap {
     /// A token was created; `replaced` names a previous bootstrap token now revoked.
     Created {
         /// The new record.
-        record: TokenRecord,
+        record: Box<TokenRecord>,
         /// A revoked predecessor.
         replaced: Option<Uuid>,
     },
@@ -271,7 +276,10 @@ pub async fn bootstrap(
         "bootstrap",
     )
     .await?;
-    Ok(Bootstrap::Created { record, replaced })
+    Ok(Bootstrap::Created {
+        record: Box::new(record),
+        replaced,
+    })
 }
 
 /// Bearer-token authenticator with a short positive cache. Revocation through this process
@@ -305,24 +313,31 @@ impl TokenAuthenticator {
     pub async fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         let key = hash(token);
         let now = Instant::now();
-        let cached = self
-            .cache
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&key).filter(|(t, _)| now.duration_since(*t) < CACHE_TTL).map(|(_, r)| r.clone()));
+        let cached = self.cache.lock().ok().and_then(|c| {
+            c.get(&key)
+                .filter(|(t, _)| now.duration_since(*t) < CACHE_TTL)
+                .map(|(_, r)| r.clone())
+        });
         let record = match cached {
             Some(r) => r,
             None => {
                 let client = self.pool.get().await?;
                 let Some(r) = find_by_secret(&**client, token).await? else {
-                    return Err(ApiError::Unauthorized("the bearer token is not valid".into()));
+                    return Err(ApiError::Unauthorized(
+                        "the bearer token is not valid".into(),
+                    ));
                 };
                 if r.is_active(Utc::now()) {
-                    let stale = r.last_used_at.is_none_or(|t| Utc::now() - t > chrono::Duration::minutes(1));
+                    let stale = r
+                        .last_used_at
+                        .is_none_or(|t| Utc::now() - t > chrono::Duration::minutes(1));
                     if stale {
                         // Best effort: a failed touch must not fail the request.
                         let _ = client
-                            .execute("UPDATE api_tokens SET last_used_at = now() WHERE id = $1", &[&r.id])
+                            .execute(
+                                "UPDATE api_tokens SET last_used_at = now() WHERE id = $1",
+                                &[&r.id],
+                            )
                             .await;
                     }
                     if let Ok(mut c) = self.cache.lock() {
@@ -336,10 +351,14 @@ impl TokenAuthenticator {
             }
         };
         if record.revoked_at.is_some() {
-            return Err(ApiError::Unauthorized("the bearer token has been revoked".into()));
+            return Err(ApiError::Unauthorized(
+                "the bearer token has been revoked".into(),
+            ));
         }
         if !record.is_active(Utc::now()) {
-            return Err(ApiError::Unauthorized("the bearer token has expired".into()));
+            return Err(ApiError::Unauthorized(
+                "the bearer token has expired".into(),
+            ));
         }
         Ok(record.principal())
     }
@@ -347,19 +366,28 @@ impl TokenAuthenticator {
 
 /// Extracts the bearer token of a request, if any.
 pub fn bearer(req: &HttpRequest) -> Option<&str> {
-    let v = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 impl Authenticator for TokenAuthenticator {
-    fn authenticate<'a>(&'a self, req: &'a HttpRequest) -> LocalBoxFuture<'a, Result<Principal, ApiError>> {
+    fn authenticate<'a>(
+        &'a self,
+        req: &'a HttpRequest,
+    ) -> LocalBoxFuture<'a, Result<Principal, ApiError>> {
         Box::pin(async move {
             let token = bearer(req).ok_or_else(|| {
                 ApiError::Unauthorized("send `Authorization: Bearer <token>`".into())
             })?;
             if token.len() > 512 {
-                return Err(ApiError::Unauthorized("the bearer token is not valid".into()));
+                return Err(ApiError::Unauthorized(
+                    "the bearer token is not valid".into(),
+                ));
             }
             self.verify(token).await
         })

@@ -39,7 +39,8 @@ pub async fn request_context(
     req.extensions_mut().insert(RequestId(id.clone()));
     let metrics = req.app_data::<web::Data<HttpMetrics>>().cloned();
     let method = req.method().clone();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
     let started = Instant::now();
     let mut res = next.call(req).instrument(span.clone()).await?;
     let elapsed = started.elapsed();

@@ -39,7 +39,8 @@ pub fn decode_seq(kind: &str, cursor: &str) -> Result<i64, ApiError> {
 /// Decodes a cursor whose key is a UUID.
 pub fn decode_uuid(kind: &str, cursor: &str) -> Result<uuid::Uuid, ApiError> {
     let key = decode(kind, cursor)?;
-    uuid::Uuid::parse_str(&key).map_err(|_| ApiError::BadRequest(format!("invalid cursor for {kind}")))
+    uuid::Uuid::parse_str(&key)
+        .map_err(|_| ApiError::BadRequest(format!("invalid cursor for {kind}")))
 }
 
 #[cfg(test)]

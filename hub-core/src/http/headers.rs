@@ -3,7 +3,8 @@
 use actix_web::middleware::DefaultHeaders;
 
 /// Content security policy: no inline script, nothing framed, forms only to this origin.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+pub const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The default headers; HSTS only when the hub is served over TLS, where it means something.

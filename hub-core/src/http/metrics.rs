@@ -1,6 +1,8 @@
 //! Prometheus metrics: one registry per hub process, rendered at `/metrics`.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 use std::time::Duration;
 
 /// The registry plus the HTTP metrics every hub records.
@@ -30,7 +32,10 @@ impl HttpMetrics {
             &["method", "route"],
         )?;
         let pool = IntGaugeVec::new(
-            Opts::new("db_pool_connections", "Database pool connections by pool and state"),
+            Opts::new(
+                "db_pool_connections",
+                "Database pool connections by pool and state",
+            ),
             &["pool", "state"],
         )?;
         registry.register(Box::new(requests.clone()))?;

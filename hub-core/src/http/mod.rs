@@ -28,12 +28,11 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
         .limit(limit)
         .error_handler(move |err, _req: &HttpRequest| {
             let api = match &err {
-                JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-                    ApiError::PayloadTooLarge(limit)
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => ApiError::PayloadTooLarge(limit),
+                JsonPayloadError::ContentType => {
+                    ApiError::UnsupportedMediaType("send the body as application/json".to_owned())
                 }
-                JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
-                    "send the body as application/json".to_owned(),
-                ),
                 JsonPayloadError::Deserialize(e) => {
                     ApiError::BadRequest(format!("invalid JSON body: {e}"))
                 }

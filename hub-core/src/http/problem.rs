@@ -157,7 +157,10 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unauthorized(_)) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"hubplane\""));
         }
-        if matches!(self, ApiError::Unavailable(_) | ApiError::TooManyRequests(_)) {
+        if matches!(
+            self,
+            ApiError::Unavailable(_) | ApiError::TooManyRequests(_)
+        ) {
             res.insert_header((header::RETRY_AFTER, "1"));
         }
         res.body(serde_json::to_string(&self.problem()).unwrap_or_default())

@@ -45,7 +45,9 @@ macro_rules! route {
             register: |cfg: &mut ::actix_web::web::ServiceConfig, auth: $crate::auth::Authorize| {
                 cfg.service(
                     ::actix_web::web::resource($path)
-                        .guard(::actix_web::guard::Method(::actix_web::http::Method::$method))
+                        .guard(::actix_web::guard::Method(
+                            ::actix_web::http::Method::$method,
+                        ))
                         .wrap(auth)
                         .route(::actix_web::web::route().to($handler)),
                 );

@@ -21,7 +21,11 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// Response header set when a stored result is returned for a retried write.
 pub const IDEMPOTENCY_REPLAYED: &str = "Idempotency-Replayed";
 
-fn idempotency(req: &HttpRequest, kind: &str, body: &impl serde::Serialize) -> Result<Option<Idempotency>, ApiError> {
+fn idempotency(
+    req: &HttpRequest,
+    kind: &str,
+    body: &impl serde::Serialize,
+) -> Result<Option<Idempotency>, ApiError> {
     let Some(v) = req.headers().get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
@@ -46,9 +50,16 @@ fn idempotency(req: &HttpRequest, kind: &str, body: &impl serde::Serialize) -> R
 }
 
 /// Checks that every referenced workstream, workplan, task and decision exists.
-async fn check_references(state: &AppState, drafts: &[Draft], prefix: impl Fn(usize) -> String) -> Result<(), ApiError> {
+async fn check_references(
+    state: &AppState,
+    drafts: &[Draft],
+    prefix: impl Fn(usize) -> String,
+) -> Result<(), ApiError> {
     let any = drafts.iter().any(|d| {
-        d.workstream_id.is_some() || d.workplan_id.is_some() || d.task_id.is_some() || d.decision_id.is_some()
+        d.workstream_id.is_some()
+            || d.workplan_id.is_some()
+            || d.task_id.is_some()
+            || d.decision_id.is_some()
     });
     if !any {
         return Ok(());
@@ -56,7 +67,11 @@ async fn check_references(state: &AppState, drafts: &[Draft], prefix: impl Fn(us
     let client = state.pool.get().await?;
     let mut errors = Vec::new();
     for (table, field, pick) in [
-        ("workstreams", "workstream_id", (|d: &Draft| d.workstream_id) as fn(&Draft) -> Option<Uuid>),
+        (
+            "workstreams",
+            "workstream_id",
+            (|d: &Draft| d.workstream_id) as fn(&Draft) -> Option<Uuid>,
+        ),
         ("workplans", "workplan_id", |d: &Draft| d.workplan_id),
         ("tasks", "task_id", |d: &Draft| d.task_id),
         ("decisions", "decision_id", |d: &Draft| d.decision_id),
@@ -66,7 +81,10 @@ async fn check_references(state: &AppState, drafts: &[Draft], prefix: impl Fn(us
             continue;
         }
         let found: Vec<Uuid> = client
-            .query(&format!("SELECT id FROM {table} WHERE id = ANY($1)"), &[&ids])
+            .query(
+                &format!("SELECT id FROM {table} WHERE id = ANY($1)"),
+                &[&ids],
+            )
             .await?
             .iter()
             .map(|r| r.get(0))
@@ -74,7 +92,10 @@ async fn check_references(state: &AppState, drafts: &[Draft], prefix: impl Fn(us
         for (i, d) in drafts.iter().enumerate() {
             if let Some(id) = pick(d) {
                 if !found.contains(&id) {
-                    errors.push(FieldError::new(format!("{}{field}", prefix(i)), format!("no such {} {id}", &table[..table.len() - 1])));
+                    errors.push(FieldError::new(
+                        format!("{}{field}", prefix(i)),
+                        format!("no such {} {id}", &table[..table.len() - 1]),
+                    ));
                 }
             }
         }
@@ -227,7 +248,6 @@ pub struct ListQuery {
     pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-
 /// List events, keyset-paginated.
 #[utoipa::path(
     get, path = "/api/v1/events", tag = "events",
@@ -238,10 +258,17 @@ pub struct ListQuery {
     ),
     security(("bearer" = []))
 )]
-pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let limit = crate::respond::limit(q.limit)?;
-    let after = q.after.as_deref().map(|c| cursor::decode_seq(store::CURSOR_KIND, c)).transpose()?;
+    let after = q
+        .after
+        .as_deref()
+        .map(|c| cursor::decode_seq(store::CURSOR_KIND, c))
+        .transpose()?;
     let filter = Filter {
         event_type: q.event_type,
         noun: q.noun,
@@ -254,7 +281,8 @@ pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Resul
         until: q.until,
     };
     let client = state.pool.get().await?;
-    let (items, next) = store::page(&client, &filter, after, limit, q.order.unwrap_or_default()).await?;
+    let (items, next) =
+        store::page(&client, &filter, after, limit, q.order.unwrap_or_default()).await?;
     Ok(HttpResponse::Ok().json(Page { items, next }))
 }
 
@@ -265,7 +293,10 @@ pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Resul
     responses((status = 200, body = Event), (status = 404, body = hub_core::http::problem::Problem)),
     security(("bearer" = []))
 )]
-pub async fn get(state: web::Data<AppState>, key: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     match store::get(&client, &key).await? {
         Some(e) => Ok(HttpResponse::Ok().json(e)),
@@ -319,7 +350,10 @@ fn frame(e: &Event) -> Bytes {
 impl StreamState {
     fn wanted(&self, e: &Event) -> bool {
         self.event_type.as_ref().is_none_or(|t| &e.event_type == t)
-            && self.noun.as_ref().is_none_or(|n| e.event_type.split_once('.').is_some_and(|(x, _)| x == n))
+            && self
+                .noun
+                .as_ref()
+                .is_none_or(|n| e.event_type.split_once('.').is_some_and(|(x, _)| x == n))
     }
 
     async fn next_chunk(&mut self) -> Option<Result<Bytes, ApiError>> {
@@ -384,7 +418,9 @@ pub async fn stream(
                 .ok()
                 .and_then(|s| s.trim().parse::<i64>().ok())
                 .filter(|n| *n >= 0)
-                .ok_or_else(|| ApiError::BadRequest("Last-Event-ID must be an event sequence number".into()))?,
+                .ok_or_else(|| {
+                    ApiError::BadRequest("Last-Event-ID must be an event sequence number".into())
+                })?,
         ),
         None => None,
     };

@@ -9,8 +9,14 @@ use hub_core::text;
 use serde::Serialize;
 
 /// A JSON body with its `ETag`.
-pub fn tagged(mut builder: HttpResponseBuilder, version: i64, body: &impl Serialize) -> HttpResponse {
-    builder.insert_header((header::ETAG, etag::etag(version))).json(body)
+pub fn tagged(
+    mut builder: HttpResponseBuilder,
+    version: i64,
+    body: &impl Serialize,
+) -> HttpResponse {
+    builder
+        .insert_header((header::ETAG, etag::etag(version)))
+        .json(body)
 }
 
 /// Validates a `?limit=`.
@@ -18,7 +24,9 @@ pub fn limit(l: Option<i64>) -> Result<i64, ApiError> {
     match l {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::BadRequest(format!("limit must be between 1 and {MAX_LIMIT}"))),
+        Some(_) => Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        ))),
     }
 }
 

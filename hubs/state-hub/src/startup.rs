@@ -7,8 +7,8 @@ use crate::{migrations, routes};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, HttpServer};
 use anyhow::Context;
-use hub_core::auth::DynAuthenticator;
 use hub_core::auth::tokens::{self, Bootstrap, TokenAuthenticator};
+use hub_core::auth::DynAuthenticator;
 use hub_core::auth::Subject;
 use hub_core::db;
 use hub_core::http::{self, CoreData, HealthState, HttpMetrics};
@@ -41,7 +41,10 @@ impl Application {
     }
 
     /// As [`build`](Self::build), with a listener the caller bound.
-    pub async fn build_with_listener(cfg: StateHubConfig, listener: TcpListener) -> anyhow::Result<Application> {
+    pub async fn build_with_listener(
+        cfg: StateHubConfig,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
         let applied = migrate(&cfg).await.context("applying migrations")?;
         if !applied.is_empty() {
             tracing::info!(migrations = ?applied, "migrations applied");
@@ -49,14 +52,26 @@ impl Application {
         let pools = db::pools(&cfg.database, "state-hub")?;
         let metrics = HttpMetrics::new()?;
         let pg = db::pg_config(&cfg.database, "state-hub-journal")?;
-        let (journal, writer) = Journal::spawn(pg.clone(), cfg.journal.max_batch, cfg.journal.queue_depth, &metrics.registry)?;
+        let (journal, writer) = Journal::spawn(
+            pg.clone(),
+            cfg.journal.max_batch,
+            cfg.journal.queue_depth,
+            &metrics.registry,
+        )?;
         let shutdown = Arc::new(Shutdown::new());
-        tokio::spawn(journal::listener::run(pg, journal.clone(), shutdown.stopping()));
+        tokio::spawn(journal::listener::run(
+            pg,
+            journal.clone(),
+            shutdown.stopping(),
+        ));
 
         if let Some(src) = cfg.bootstrap_source() {
             let secret = hub_core::secret::read(&src, tokens::MIN_TOKEN_LEN)?;
-            let subject = Subject::parse(&cfg.auth.bootstrap_admin_subject).map_err(anyhow::Error::msg)?;
-            bootstrap_admin(&journal, secret, subject).await.context("bootstrapping the admin token")?;
+            let subject =
+                Subject::parse(&cfg.auth.bootstrap_admin_subject).map_err(anyhow::Error::msg)?;
+            bootstrap_admin(&journal, secret, subject)
+                .await
+                .context("bootstrapping the admin token")?;
         }
 
         let authenticator = Arc::new(TokenAuthenticator::new(pools.requests.clone()));
@@ -91,8 +106,19 @@ impl Application {
             server = server.workers(n);
         }
         let server = server.listen(listener)?.run();
-        register_shutdown(&shutdown, server.handle(), journal, writer, pools, cfg.server.shutdown_grace());
-        Ok(Application { port, server, shutdown })
+        register_shutdown(
+            &shutdown,
+            server.handle(),
+            journal,
+            writer,
+            pools,
+            cfg.server.shutdown_grace(),
+        );
+        Ok(Application {
+            port,
+            server,
+            shutdown,
+        })
     }
 
     /// The bound port.
@@ -143,21 +169,37 @@ fn register_shutdown(
     grace: Duration,
 ) {
     // 1. stop accepting and let in-flight requests finish (live streams end on `stopping`).
-    shutdown.register("drain http requests", grace + Duration::from_secs(1), move || async move {
-        server.stop(true).await;
-    });
+    shutdown.register(
+        "drain http requests",
+        grace + Duration::from_secs(1),
+        move || async move {
+            server.stop(true).await;
+        },
+    );
     // 2. commit and answer every write already queued, then stop the writer.
-    shutdown.register("flush journal writer", Duration::from_secs(10), move || async move {
-        journal.stop();
-        let _ = writer.task.await;
-    });
+    shutdown.register(
+        "flush journal writer",
+        Duration::from_secs(10),
+        move || async move {
+            journal.stop();
+            let _ = writer.task.await;
+        },
+    );
     // 3. close pools last: nothing above needs them any more.
-    shutdown.register("close database pools", Duration::from_secs(2), move || async move {
-        pools.close();
-    });
+    shutdown.register(
+        "close database pools",
+        Duration::from_secs(2),
+        move || async move {
+            pools.close();
+        },
+    );
 }
 
-async fn bootstrap_admin(journal: &Journal, secret: secrecy::SecretString, subject: Subject) -> anyhow::Result<()> {
+async fn bootstrap_admin(
+    journal: &Journal,
+    secret: secrecy::SecretString,
+    subject: Subject,
+) -> anyhow::Result<()> {
     let outcome = journal
         .transact(move |ctx| {
             Box::pin(async move {
@@ -174,7 +216,10 @@ async fn bootstrap_admin(journal: &Journal, secret: secrecy::SecretString, subje
         .map_err(|e| anyhow::anyhow!("{e}: {}", e.problem().detail))?;
     match outcome {
         Bootstrap::Unchanged => tracing::info!("bootstrap admin token unchanged"),
-        Bootstrap::Created { replaced: Some(old), .. } => tracing::warn!(%old, "bootstrap admin token rotated; the previous one is revoked"),
+        Bootstrap::Created {
+            replaced: Some(old),
+            ..
+        } => tracing::warn!(%old, "bootstrap admin token rotated; the previous one is revoked"),
         Bootstrap::Created { .. } => tracing::info!("bootstrap admin token installed"),
     }
     Ok(())

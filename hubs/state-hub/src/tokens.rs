@@ -35,16 +35,28 @@ pub fn info(r: &TokenRecord) -> TokenInfo {
 /// Create a token. The secret is in this response only.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewTokenRequest,
     responses((status = 201, body = CreatedToken), (status = 422, body = Problem)), security(("bearer" = [])))]
-pub async fn create(state: web::Data<AppState>, principal: Principal, body: web::Json<NewTokenRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<NewTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = Vec::new();
-    let name = text::single_line("name", &body.name, 1, 100).map_err(|m| errors.push(FieldError::new("name", m))).ok();
+    let name = text::single_line("name", &body.name, 1, 100)
+        .map_err(|m| errors.push(FieldError::new("name", m)))
+        .ok();
     if body.roles.is_empty() {
-        errors.push(FieldError::new("roles", "at least one role (admin, member, viewer)"));
+        errors.push(FieldError::new(
+            "roles",
+            "at least one role (admin, member, viewer)",
+        ));
     }
     if let Some(d) = body.expires_in_days {
         if !(1..=3650).contains(&d) {
-            errors.push(FieldError::new("expires_in_days", "must be between 1 and 3650"));
+            errors.push(FieldError::new(
+                "expires_in_days",
+                "must be between 1 and 3650",
+            ));
         }
     }
     let Some(name) = name.filter(|_| errors.is_empty()) else {
@@ -56,7 +68,9 @@ pub async fn create(state: web::Data<AppState>, principal: Principal, body: web:
         kind: body.kind,
         roles: body.roles.into_iter().collect(),
         scopes: body.scopes.into_iter().collect(),
-        expires_at: body.expires_in_days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d))),
+        expires_at: body
+            .expires_in_days
+            .map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d))),
     };
     let secret = store::generate();
     let token = secret.expose_secret().to_owned();
@@ -74,7 +88,10 @@ pub async fn create(state: web::Data<AppState>, principal: Principal, body: web:
             })
         })
         .await?;
-    Ok(HttpResponse::Created().json(CreatedToken { token, info: info(&record) }))
+    Ok(HttpResponse::Created().json(CreatedToken {
+        token,
+        info: info(&record),
+    }))
 }
 
 /// Query of the token listing.
@@ -89,7 +106,10 @@ pub struct ListQuery {
 /// List tokens (never their secrets).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(ListQuery),
     responses((status = 200, body = Vec<TokenInfo>)), security(("bearer" = [])))]
-pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let c = state.pool.get().await?;
     let records = store::list(&**c, q.include_revoked.unwrap_or(false)).await?;
     Ok(HttpResponse::Ok().json(records.iter().map(info).collect::<Vec<_>>()))
@@ -98,7 +118,11 @@ pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Resul
 /// Revoke a token; effective on its next request on this replica, within seconds on others.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = Uuid, Path, description = "Token id")),
     responses((status = 200, body = TokenInfo), (status = 404, body = Problem)), security(("bearer" = [])))]
-pub async fn revoke(state: web::Data<AppState>, principal: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn revoke(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let actor = principal.subject.to_string();
     let record = state
@@ -109,8 +133,15 @@ pub async fn revoke(state: web::Data<AppState>, principal: Principal, id: web::P
                     .await?
                     .ok_or_else(|| ApiError::NotFound(format!("no token {id}")))?;
                 let detail = json!({"token_id": r.id, "name": r.name, "subject": r.subject});
-                ctx.append(&actor, vec![Draft::system("token.revoked", format!("API token revoked: {} ({})", r.name, r.subject), detail)?])
-                    .await?;
+                ctx.append(
+                    &actor,
+                    vec![Draft::system(
+                        "token.revoked",
+                        format!("API token revoked: {} ({})", r.name, r.subject),
+                        detail,
+                    )?],
+                )
+                .await?;
                 Ok(r)
             })
         })
@@ -127,7 +158,11 @@ pub async fn whoami(principal: Principal) -> HttpResponse {
         subject: principal.subject.to_string(),
         kind: principal.kind,
         roles: principal.roles.iter().copied().collect(),
-        scopes: principal.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+        scopes: principal
+            .scopes
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect(),
         permissions: Permission::ALL
             .iter()
             .filter(|p| principal.has(**p))

@@ -6,7 +6,10 @@ use crate::respond::{self, tagged};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use hub_core::api::decisions::{Decision, DecisionStatus, EscalateRequest, LinkTaskRequest, NewDecision, OutcomeInput, SupersedeRequest};
+use hub_core::api::decisions::{
+    Decision, DecisionStatus, EscalateRequest, LinkTaskRequest, NewDecision, OutcomeInput,
+    SupersedeRequest,
+};
 use hub_core::api::Page;
 use hub_core::auth::Principal;
 use hub_core::http::problem::{ApiError, Problem};
@@ -16,7 +19,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 fn proposed_event(d: &Decision) -> Result<Draft, ApiError> {
-    let (kind, verb) = if d.outcome.is_some() { ("decision.recorded", "Recorded") } else { ("decision.proposed", "Proposed") };
+    let (kind, verb) = if d.outcome.is_some() {
+        ("decision.recorded", "Recorded")
+    } else {
+        ("decision.proposed", "Proposed")
+    };
     Ok(Draft::system(
         kind,
         format!("{verb} decision: {}", d.title),
@@ -31,7 +38,11 @@ fn proposed_event(d: &Decision) -> Result<Draft, ApiError> {
     responses((status = 201, body = Decision), (status = 422, body = Problem)),
     security(("bearer" = []))
 )]
-pub async fn create(state: web::Data<AppState>, principal: Principal, body: web::Json<NewDecision>) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<NewDecision>,
+) -> Result<HttpResponse, ApiError> {
     let proposal = rules::validate_proposal(&body, "")?;
     let actor = principal.subject.to_string();
     let d = state
@@ -69,9 +80,16 @@ pub struct ListQuery {
     responses((status = 200, body = Page<Decision>), (status = 400, body = Problem)),
     security(("bearer" = []))
 )]
-pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     let limit = respond::limit(q.limit)?;
-    let after = q.after.as_deref().map(|c| cursor::decode_uuid(store::CURSOR_KIND, c)).transpose()?;
+    let after = q
+        .after
+        .as_deref()
+        .map(|c| cursor::decode_uuid(store::CURSOR_KIND, c))
+        .transpose()?;
     let client = state.pool.get().await?;
     let (items, next) = store::page(&**client, q.status, after, limit).await?;
     let next = next.map(|id| cursor::encode(store::CURSOR_KIND, &id.to_string()));
@@ -85,7 +103,10 @@ pub async fn list(state: web::Data<AppState>, q: web::Query<ListQuery>) -> Resul
     responses((status = 200, body = Decision, headers(("ETag" = String))), (status = 404, body = Problem)),
     security(("bearer" = []))
 )]
-pub async fn get(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let client = state.pool.get().await?;
     let d = store::require(&**client, *id, false).await?;
     Ok(tagged(HttpResponse::Ok(), d.version, &d))
@@ -119,8 +140,14 @@ pub async fn escalate(
                 let now = ctx.now();
                 store::escalate(ctx.client(), id, &actor, &reason, now).await?;
                 let summary = format!("Escalated decision: {}", d.title);
-                ctx.append(&actor, vec![Draft::system("decision.escalated", summary, json!({"reason": reason}))?.decision(id)])
-                    .await?;
+                ctx.append(
+                    &actor,
+                    vec![
+                        Draft::system("decision.escalated", summary, json!({"reason": reason}))?
+                            .decision(id),
+                    ],
+                )
+                .await?;
                 store::require(ctx.client(), id, false).await
             })
         })
@@ -199,7 +226,12 @@ pub async fn supersede(
                 let summary = format!("Superseded decision: {} (by {})", old.title, new.title);
                 let events = vec![
                     proposed_event(&new)?,
-                    Draft::system("decision.superseded", summary, json!({"superseded_by": new.id, "reason": reason}))?.decision(id),
+                    Draft::system(
+                        "decision.superseded",
+                        summary,
+                        json!({"superseded_by": new.id, "reason": reason}),
+                    )?
+                    .decision(id),
                 ];
                 ctx.append(&actor, events).await?;
                 Ok(new)
@@ -239,8 +271,13 @@ pub async fn link_task(
                 store::link_tasks(ctx.client(), id, &[task_id], &actor).await?;
                 store::touch(ctx.client(), id).await?;
                 let summary = format!("Linked task to decision: {}", d.title);
-                ctx.append(&actor, vec![Draft::system("decision.linked", summary, json!({}))?.decision(id).task(task_id)])
-                    .await?;
+                ctx.append(
+                    &actor,
+                    vec![Draft::system("decision.linked", summary, json!({}))?
+                        .decision(id)
+                        .task(task_id)],
+                )
+                .await?;
                 store::require(ctx.client(), id, false).await
             })
         })

@@ -29,7 +29,12 @@ pub struct ValidOutcome {
     pub rationale: String,
 }
 
-fn outcome(o: &OutcomeInput, options: &[String], prefix: &str, errors: &mut Vec<FieldError>) -> Option<ValidOutcome> {
+fn outcome(
+    o: &OutcomeInput,
+    options: &[String],
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<ValidOutcome> {
     let choice = text::single_line("choice", &o.choice, 1, 200)
         .map_err(|m| errors.push(FieldError::new(format!("{prefix}choice"), m)))
         .ok();
@@ -44,7 +49,10 @@ fn outcome(o: &OutcomeInput, options: &[String], prefix: &str, errors: &mut Vec<
         ));
         return None;
     }
-    Some(ValidOutcome { choice, rationale: rationale? })
+    Some(ValidOutcome {
+        choice,
+        rationale: rationale?,
+    })
 }
 
 /// Validates an outcome against a decision's options.
@@ -60,19 +68,27 @@ pub fn validate_outcome(o: &OutcomeInput, options: &[String]) -> Result<ValidOut
 pub fn validate_proposal(d: &NewDecision, prefix: &str) -> Result<Proposal, ApiError> {
     let mut errors = Vec::new();
     let mut field = |name: &str, r: Result<String, String>| {
-        r.map_err(|m| errors.push(FieldError::new(format!("{prefix}{name}"), m))).ok()
+        r.map_err(|m| errors.push(FieldError::new(format!("{prefix}{name}"), m)))
+            .ok()
     };
     let title = field("title", text::single_line("title", &d.title, 1, 200));
-    let context = field("context", text::multi_line("context", &d.context, 0, 20_000));
+    let context = field(
+        "context",
+        text::multi_line("context", &d.context, 0, 20_000),
+    );
     let mut options = Vec::new();
     if d.options.len() > 20 {
-        errors.push(FieldError::new(format!("{prefix}options"), "at most 20 options"));
+        errors.push(FieldError::new(
+            format!("{prefix}options"),
+            "at most 20 options",
+        ));
     }
     for (i, o) in d.options.iter().enumerate() {
         match text::single_line(&format!("options[{i}]"), o, 1, 200) {
-            Ok(v) if options.contains(&v) => {
-                errors.push(FieldError::new(format!("{prefix}options[{i}]"), format!("duplicate option `{v}`")))
-            }
+            Ok(v) if options.contains(&v) => errors.push(FieldError::new(
+                format!("{prefix}options[{i}]"),
+                format!("duplicate option `{v}`"),
+            )),
             Ok(v) => options.push(v),
             Err(m) => errors.push(FieldError::new(format!("{prefix}options[{i}]"), m)),
         }
@@ -82,7 +98,10 @@ pub fn validate_proposal(d: &NewDecision, prefix: &str) -> Result<Proposal, ApiE
         .as_ref()
         .and_then(|o| outcome(o, &options, &format!("{prefix}outcome."), &mut errors));
     if d.task_ids.len() > 100 {
-        errors.push(FieldError::new(format!("{prefix}task_ids"), "at most 100 tasks"));
+        errors.push(FieldError::new(
+            format!("{prefix}task_ids"),
+            "at most 100 tasks",
+        ));
     }
     let mut task_ids = d.task_ids.clone();
     task_ids.sort();
@@ -207,17 +226,33 @@ mod tests {
     #[test]
     fn two_person_rule_on_escalated_decisions() {
         let d = decision(DecisionStatus::Escalated);
-        assert!(matches!(can_resolve(&d, &who("alice", PrincipalKind::Human)), Err(ApiError::Forbidden(_))));
-        assert!(matches!(can_resolve(&d, &who("hub:ops", PrincipalKind::Service)), Err(ApiError::Forbidden(_))));
+        assert!(matches!(
+            can_resolve(&d, &who("alice", PrincipalKind::Human)),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            can_resolve(&d, &who("hub:ops", PrincipalKind::Service)),
+            Err(ApiError::Forbidden(_))
+        ));
         assert!(can_resolve(&d, &who("bob", PrincipalKind::Human)).is_ok());
-        assert!(can_resolve(&decision(DecisionStatus::Open), &who("alice", PrincipalKind::Human)).is_ok());
+        assert!(can_resolve(
+            &decision(DecisionStatus::Open),
+            &who("alice", PrincipalKind::Human)
+        )
+        .is_ok());
     }
 
     #[test]
     fn terminal_states_refuse() {
         let bob = who("bob", PrincipalKind::Human);
-        assert!(matches!(can_resolve(&decision(DecisionStatus::Resolved), &bob), Err(ApiError::InvalidTransition(_))));
-        assert!(matches!(can_resolve(&decision(DecisionStatus::Superseded), &bob), Err(ApiError::InvalidTransition(_))));
+        assert!(matches!(
+            can_resolve(&decision(DecisionStatus::Resolved), &bob),
+            Err(ApiError::InvalidTransition(_))
+        ));
+        assert!(matches!(
+            can_resolve(&decision(DecisionStatus::Superseded), &bob),
+            Err(ApiError::InvalidTransition(_))
+        ));
         assert!(can_escalate(&decision(DecisionStatus::Escalated)).is_err());
         assert!(can_supersede(&decision(DecisionStatus::Superseded)).is_err());
         assert!(can_supersede(&decision(DecisionStatus::Resolved)).is_ok());
@@ -229,10 +264,15 @@ mod tests {
             title: " ".into(),
             context: "ok".into(),
             options: vec!["a".into(), "a".into(), "".into()],
-            outcome: Some(OutcomeInput { choice: "c".into(), rationale: "r".into() }),
+            outcome: Some(OutcomeInput {
+                choice: "c".into(),
+                rationale: "r".into(),
+            }),
             task_ids: vec![],
         };
-        let Err(ApiError::Validation(errs)) = validate_proposal(&d, "") else { panic!() };
+        let Err(ApiError::Validation(errs)) = validate_proposal(&d, "") else {
+            panic!()
+        };
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
         assert!(fields.contains(&"title"));
         assert!(fields.contains(&"options[1]"));

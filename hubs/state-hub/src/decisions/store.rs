@@ -25,9 +25,15 @@ fn from_row(r: &Row) -> Result<Decision, ApiError> {
     let outcome = match choice {
         Some(choice) => Some(Outcome {
             choice,
-            rationale: r.try_get::<_, Option<String>>("outcome_rationale")?.unwrap_or_default(),
-            decided_by: r.try_get::<_, Option<String>>("decided_by")?.ok_or_else(|| corrupt("decided_by"))?,
-            decided_at: r.try_get::<_, Option<chrono::DateTime<chrono::Utc>>>("decided_at")?.ok_or_else(|| corrupt("decided_at"))?,
+            rationale: r
+                .try_get::<_, Option<String>>("outcome_rationale")?
+                .unwrap_or_default(),
+            decided_by: r
+                .try_get::<_, Option<String>>("decided_by")?
+                .ok_or_else(|| corrupt("decided_by"))?,
+            decided_at: r
+                .try_get::<_, Option<chrono::DateTime<chrono::Utc>>>("decided_at")?
+                .ok_or_else(|| corrupt("decided_at"))?,
         }),
         None => None,
     };
@@ -56,16 +62,27 @@ fn from_row(r: &Row) -> Result<Decision, ApiError> {
 }
 
 /// One decision; `for_update` locks the row for a change.
-pub async fn get(client: &impl GenericClient, id: Uuid, for_update: bool) -> Result<Option<Decision>, ApiError> {
+pub async fn get(
+    client: &impl GenericClient,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Option<Decision>, ApiError> {
     let lock = if for_update { " FOR UPDATE OF d" } else { "" };
     let row = client
-        .query_opt(&format!("SELECT {COLUMNS} FROM decisions d WHERE d.id = $1{lock}"), &[&id])
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM decisions d WHERE d.id = $1{lock}"),
+            &[&id],
+        )
         .await?;
     row.as_ref().map(from_row).transpose()
 }
 
 /// One decision or 404.
-pub async fn require(client: &impl GenericClient, id: Uuid, for_update: bool) -> Result<Decision, ApiError> {
+pub async fn require(
+    client: &impl GenericClient,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Decision, ApiError> {
     get(client, id, for_update)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no decision {id}")))
@@ -81,7 +98,14 @@ pub async fn insert(
 ) -> Result<Decision, ApiError> {
     let id = Uuid::now_v7();
     let (dtype, status, choice, rationale, decided_by, decided_at) = match &p.outcome {
-        Some(o) => ("made", "resolved", Some(&o.choice), Some(&o.rationale), Some(proposer), Some(now)),
+        Some(o) => (
+            "made",
+            "resolved",
+            Some(&o.choice),
+            Some(&o.rationale),
+            Some(proposer),
+            Some(now),
+        ),
         None => ("pending", "open", None, None, None, None),
     };
     client
@@ -97,7 +121,12 @@ pub async fn insert(
 }
 
 /// Links tasks; unknown task ids are a validation error.
-pub async fn link_tasks(client: &impl GenericClient, id: Uuid, tasks: &[Uuid], by: &str) -> Result<(), ApiError> {
+pub async fn link_tasks(
+    client: &impl GenericClient,
+    id: Uuid,
+    tasks: &[Uuid],
+    by: &str,
+) -> Result<(), ApiError> {
     if tasks.is_empty() {
         return Ok(());
     }
@@ -107,9 +136,16 @@ pub async fn link_tasks(client: &impl GenericClient, id: Uuid, tasks: &[Uuid], b
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let missing: Vec<String> = tasks.iter().filter(|t| !found.contains(t)).map(|t| t.to_string()).collect();
+    let missing: Vec<String> = tasks
+        .iter()
+        .filter(|t| !found.contains(t))
+        .map(|t| t.to_string())
+        .collect();
     if !missing.is_empty() {
-        return Err(ApiError::field("task_ids", format!("no such task: {}", missing.join(", "))));
+        return Err(ApiError::field(
+            "task_ids",
+            format!("no such task: {}", missing.join(", ")),
+        ));
     }
     client
         .execute(
@@ -122,7 +158,13 @@ pub async fn link_tasks(client: &impl GenericClient, id: Uuid, tasks: &[Uuid], b
 }
 
 /// Marks a decision escalated.
-pub async fn escalate(client: &impl GenericClient, id: Uuid, by: &str, reason: &str, now: chrono::DateTime<chrono::Utc>) -> Result<(), ApiError> {
+pub async fn escalate(
+    client: &impl GenericClient,
+    id: Uuid,
+    by: &str,
+    reason: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
     client
         .execute(
             "UPDATE decisions SET status = 'escalated', escalated_by = $2, escalated_at = $3, escalation_reason = $4, \
@@ -134,7 +176,13 @@ pub async fn escalate(client: &impl GenericClient, id: Uuid, by: &str, reason: &
 }
 
 /// Records the outcome.
-pub async fn resolve(client: &impl GenericClient, id: Uuid, o: &ValidOutcome, by: &str, now: chrono::DateTime<chrono::Utc>) -> Result<(), ApiError> {
+pub async fn resolve(
+    client: &impl GenericClient,
+    id: Uuid,
+    o: &ValidOutcome,
+    by: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
     client
         .execute(
             "UPDATE decisions SET status = 'resolved', decision_type = 'made', outcome_choice = $2, \
@@ -158,7 +206,12 @@ pub async fn supersede(client: &impl GenericClient, old: Uuid, new: Uuid) -> Res
 
 /// Bumps the version after a link change.
 pub async fn touch(client: &impl GenericClient, id: Uuid) -> Result<(), ApiError> {
-    client.execute("UPDATE decisions SET version = version + 1 WHERE id = $1", &[&id]).await?;
+    client
+        .execute(
+            "UPDATE decisions SET version = version + 1 WHERE id = $1",
+            &[&id],
+        )
+        .await?;
     Ok(())
 }
 

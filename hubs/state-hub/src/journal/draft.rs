@@ -43,8 +43,13 @@ fn as_stored(v: Value) -> Value {
 
 impl Draft {
     /// An event the hub itself writes about a change it made.
-    pub fn system(event_type: &str, summary: impl Into<String>, detail: Value) -> Result<Draft, ApiError> {
-        let event_type = EventType::parse(event_type).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    pub fn system(
+        event_type: &str,
+        summary: impl Into<String>,
+        detail: Value,
+    ) -> Result<Draft, ApiError> {
+        let event_type =
+            EventType::parse(event_type).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
         let summary: String = summary.into();
         Ok(Draft {
             event_type,
@@ -88,7 +93,10 @@ impl Draft {
             None | Some(Value::Null) => Value::Object(Default::default()),
             Some(v @ Value::Object(_)) => v,
             Some(_) => {
-                errors.push(FieldError::new(format!("{prefix}detail"), "must be a JSON object"));
+                errors.push(FieldError::new(
+                    format!("{prefix}detail"),
+                    "must be a JSON object",
+                ));
                 Value::Null
             }
         };

@@ -15,8 +15,8 @@ pub use draft::Draft;
 pub use writer::{AppendRequest, Appended, Ctx, Idempotency, Journal, JournalHandle};
 
 /// Advisory lock key of the journal writer ("hubjrnl" as bytes).
-pub const WRITER_LOCK: i64 = 0x6875_626a_726e_6c;
+pub const WRITER_LOCK: i64 = 0x0068_7562_6a72_6e6c;
 /// Advisory lock key of migrations.
-pub const MIGRATION_LOCK: i64 = 0x6875_626d_6967_72;
+pub const MIGRATION_LOCK: i64 = 0x0068_7562_6d69_6772;
 /// NOTIFY channel carrying the newest committed sequence number.
 pub const NOTIFY_CHANNEL: &str = "hubplane_journal";

@@ -1,10 +1,10 @@
 //! Reading the journal: pages with filters, single events, the chain head.
 
+use deadpool_postgres::GenericClient;
 use hub_core::api::events::{ChainHead, Event};
 use hub_core::http::cursor;
 use hub_core::http::problem::ApiError;
 use tokio_postgres::types::ToSql;
-use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -88,7 +88,11 @@ pub async fn page(
         bind("event_type = ?", Box::new(v.clone()), &mut clauses);
     }
     if let Some(v) = &filter.noun {
-        bind("event_type LIKE ?", Box::new(format!("{v}.%")), &mut clauses);
+        bind(
+            "event_type LIKE ?",
+            Box::new(format!("{v}.%")),
+            &mut clauses,
+        );
     }
     if let Some(v) = &filter.author {
         bind("author = ?", Box::new(v.clone()), &mut clauses);
@@ -112,7 +116,11 @@ pub async fn page(
         bind("created_at < ?", Box::new(v), &mut clauses);
     }
     if let Some(after) = after {
-        let op = if order == Order::Desc { "seq < ?" } else { "seq > ?" };
+        let op = if order == Order::Desc {
+            "seq < ?"
+        } else {
+            "seq > ?"
+        };
         bind(op, Box::new(after), &mut clauses);
     }
     let dir = if order == Order::Desc { "DESC" } else { "ASC" };
@@ -126,7 +134,10 @@ pub async fn page(
         "SELECT {EVENT_COLUMNS} FROM events {where_sql} ORDER BY seq {dir} LIMIT ${}",
         params.len()
     );
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
     let stmt = client.prepare_cached(&sql).await?;
     let rows = client.query(&stmt, &refs).await?;
     let mut items = rows
@@ -135,7 +146,9 @@ pub async fn page(
         .collect::<Result<Vec<_>, _>>()?;
     let next = if items.len() as i64 > limit {
         items.truncate(limit as usize);
-        items.last().map(|e| cursor::encode(CURSOR_KIND, &e.seq.to_string()))
+        items
+            .last()
+            .map(|e| cursor::encode(CURSOR_KIND, &e.seq.to_string()))
     } else {
         None
     };
@@ -143,25 +156,38 @@ pub async fn page(
 }
 
 /// Events with `seq > after`, oldest first, for streaming.
-pub async fn since(client: &impl GenericClient, after: i64, limit: i64) -> Result<Vec<Event>, ApiError> {
+pub async fn since(
+    client: &impl GenericClient,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Event>, ApiError> {
     let stmt = client
         .prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq ASC LIMIT $2"
         ))
         .await?;
     let rows = client.query(&stmt, &[&after, &limit]).await?;
-    Ok(rows.iter().map(event_from_row).collect::<Result<Vec<_>, _>>()?)
+    Ok(rows
+        .iter()
+        .map(event_from_row)
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// One event by sequence number or id.
 pub async fn get(client: &impl GenericClient, key: &str) -> Result<Option<Event>, ApiError> {
     let row = if let Ok(seq) = key.parse::<i64>() {
         client
-            .query_opt(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq = $1"), &[&seq])
+            .query_opt(
+                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq = $1"),
+                &[&seq],
+            )
             .await?
     } else if let Ok(id) = Uuid::parse_str(key) {
         client
-            .query_opt(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"), &[&id])
+            .query_opt(
+                &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"),
+                &[&id],
+            )
             .await?
     } else {
         return Ok(None);
@@ -172,7 +198,10 @@ pub async fn get(client: &impl GenericClient, key: &str) -> Result<Option<Event>
 /// The newest link of the chain.
 pub async fn head(client: &impl GenericClient) -> Result<ChainHead, ApiError> {
     let row = client
-        .query_opt("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", &[])
+        .query_opt(
+            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
+            &[],
+        )
         .await?;
     Ok(match row {
         Some(r) => ChainHead {

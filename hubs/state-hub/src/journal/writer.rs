@@ -66,7 +66,8 @@ where
     fn run<'a>(&'a mut self, ctx: &'a mut Ctx) -> BoxFuture<'a, Result<(), ApiError>> {
         let f = self.f.take();
         Box::pin(async move {
-            let f = f.ok_or_else(|| ApiError::internal(anyhow::anyhow!("journal job ran twice")))?;
+            let f =
+                f.ok_or_else(|| ApiError::internal(anyhow::anyhow!("journal job ran twice")))?;
             self.out = Some(f(ctx).await?);
             Ok(())
         })
@@ -149,7 +150,11 @@ impl Ctx {
     }
 
     /// Seals and inserts events written by the current job.
-    pub async fn append(&mut self, author: &str, drafts: Vec<Draft>) -> Result<Vec<Event>, ApiError> {
+    pub async fn append(
+        &mut self,
+        author: &str,
+        drafts: Vec<Draft>,
+    ) -> Result<Vec<Event>, ApiError> {
         let mut rows = EventRows::default();
         let events = self.seal(author, drafts, &mut rows);
         rows.insert(&self.client, &self.stmts.insert_events).await?;
@@ -235,18 +240,31 @@ impl WriterMetrics {
     fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let m = Self {
             batches: IntCounter::new("journal_batches_total", "Writer transactions committed")?,
-            events: IntCounter::new("journal_events_appended_total", "Events appended to the journal")?,
-            failed_batches: IntCounter::new("journal_batches_failed_total", "Writer transactions that failed")?,
+            events: IntCounter::new(
+                "journal_events_appended_total",
+                "Events appended to the journal",
+            )?,
+            failed_batches: IntCounter::new(
+                "journal_batches_failed_total",
+                "Writer transactions that failed",
+            )?,
             batch_size: Histogram::with_opts(
                 HistogramOpts::new("journal_batch_writes", "Writes committed per transaction")
-                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+                    .buckets(vec![
+                        1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+                    ]),
             )?,
             commit_seconds: Histogram::with_opts(
-                HistogramOpts::new("journal_batch_seconds", "Time per writer transaction").buckets(vec![
-                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-                ]),
+                HistogramOpts::new("journal_batch_seconds", "Time per writer transaction").buckets(
+                    vec![
+                        0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                    ],
+                ),
             )?,
-            head: IntGauge::new("journal_head_seq", "Sequence number of the newest committed event")?,
+            head: IntGauge::new(
+                "journal_head_seq",
+                "Sequence number of the newest committed event",
+            )?,
         };
         registry.register(Box::new(m.batches.clone()))?;
         registry.register(Box::new(m.events.clone()))?;
@@ -274,7 +292,9 @@ pub struct JournalHandle {
 }
 
 fn unavailable() -> ApiError {
-    ApiError::Unavailable("the journal writer is not accepting writes (shutting down or overloaded)".into())
+    ApiError::Unavailable(
+        "the journal writer is not accepting writes (shutting down or overloaded)".into(),
+    )
 }
 
 impl Journal {
@@ -453,7 +473,7 @@ impl Writer {
                     tracing::error!(error = %e, "journal writer cannot reach the database");
                     // Back off briefly so a flood of writes during an outage does not spin.
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    return fail_all(batch, || database_down());
+                    return fail_all(batch, database_down);
                 }
             };
         }
@@ -467,7 +487,9 @@ impl Writer {
                 self.metrics.batches.inc();
                 self.metrics.events.inc_by(ctx.appended);
                 self.metrics.batch_size.observe(size as f64);
-                self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 self.metrics.head.set(ctx.head_seq);
                 let head = ctx.head_seq;
                 self.head_tx.send_if_modified(|h| {
@@ -510,7 +532,9 @@ fn database_down() -> ApiError {
 }
 
 fn internal_db() -> ApiError {
-    ApiError::internal(anyhow::anyhow!("journal transaction failed; nothing was written"))
+    ApiError::internal(anyhow::anyhow!(
+        "journal transaction failed; nothing was written"
+    ))
 }
 
 fn fail_all(batch: Vec<Work>, err: impl Fn() -> ApiError) {
@@ -547,12 +571,14 @@ async fn run_batch(
     ctx.now = journal::db_precision(Utc::now());
     let begin = async {
         ctx.client.batch_execute("BEGIN").await?;
-        ctx.client.query_one(&ctx.stmts.lock_head, &[&WRITER_LOCK]).await
+        ctx.client
+            .query_one(&ctx.stmts.lock_head, &[&WRITER_LOCK])
+            .await
     };
     let head = match begin.await {
         Ok(row) => row,
         Err(e) => {
-            let rest: Vec<Pending> = iter.map(|w| unanswered(w)).collect();
+            let rest: Vec<Pending> = iter.map(unanswered).collect();
             return Err((rest, e));
         }
     };
@@ -573,10 +599,17 @@ async fn run_batch(
                 let (reqs, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
                 match append_group(ctx, reqs).await {
                     Ok(results) => pending.extend(
-                        replies.into_iter().zip(results).map(|(rp, r)| Pending::Append(rp, r)),
+                        replies
+                            .into_iter()
+                            .zip(results)
+                            .map(|(rp, r)| Pending::Append(rp, r)),
                     ),
                     Err(e) => {
-                        pending.extend(replies.into_iter().map(|rp| Pending::Append(rp, Err(internal_db()))));
+                        pending.extend(
+                            replies
+                                .into_iter()
+                                .map(|rp| Pending::Append(rp, Err(internal_db()))),
+                        );
                         pending.extend(iter.map(unanswered));
                         return Err((pending, e));
                     }
@@ -612,7 +645,10 @@ async fn run_batch(
     let finish = async {
         if ctx.head_seq > start_seq {
             ctx.client
-                .execute(&ctx.stmts.notify, &[&NOTIFY_CHANNEL, &ctx.head_seq.to_string()])
+                .execute(
+                    &ctx.stmts.notify,
+                    &[&NOTIFY_CHANNEL, &ctx.head_seq.to_string()],
+                )
                 .await?;
         }
         ctx.client.batch_execute("COMMIT").await
@@ -638,12 +674,20 @@ async fn append_group(
     let mut known: HashMap<(String, String), ([u8; 32], Vec<i64>)> = HashMap::new();
     let keyed: Vec<(&str, &str)> = reqs
         .iter()
-        .filter_map(|r| r.idempotency.as_ref().map(|i| (r.author.as_str(), i.key.as_str())))
+        .filter_map(|r| {
+            r.idempotency
+                .as_ref()
+                .map(|i| (r.author.as_str(), i.key.as_str()))
+        })
         .collect();
     if !keyed.is_empty() {
         let principals: Vec<&str> = keyed.iter().map(|k| k.0).collect();
         let keys: Vec<&str> = keyed.iter().map(|k| k.1).collect();
-        for row in ctx.client.query(&ctx.stmts.idem_lookup, &[&principals, &keys]).await? {
+        for row in ctx
+            .client
+            .query(&ctx.stmts.idem_lookup, &[&principals, &keys])
+            .await?
+        {
             let principal: String = row.get(0);
             let key: String = row.get(1);
             let hash: Vec<u8> = row.get(2);
@@ -662,7 +706,8 @@ async fn append_group(
     let mut rows = EventRows::default();
     let mut slots: Vec<Slot> = Vec::with_capacity(reqs.len());
     let mut seen: HashMap<(String, String), ([u8; 32], usize)> = HashMap::new();
-    let (mut idem_p, mut idem_k, mut idem_h, mut idem_s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut idem_p, mut idem_k, mut idem_h, mut idem_s) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (i, req) in reqs.into_iter().enumerate() {
         if let Some(idem) = &req.idempotency {
             let id = (req.author.clone(), idem.key.clone());
@@ -673,11 +718,19 @@ async fn append_group(
                 ))))
             };
             if let Some((h, seqs)) = known.get(&id) {
-                slots.push(if *h == idem.request_hash { Slot::ReplayDb(seqs.clone()) } else { conflict() });
+                slots.push(if *h == idem.request_hash {
+                    Slot::ReplayDb(seqs.clone())
+                } else {
+                    conflict()
+                });
                 continue;
             }
             if let Some((h, at)) = seen.get(&id) {
-                slots.push(if *h == idem.request_hash { Slot::ReplayBatch(*at) } else { conflict() });
+                slots.push(if *h == idem.request_hash {
+                    Slot::ReplayBatch(*at)
+                } else {
+                    conflict()
+                });
                 continue;
             }
             seen.insert(id, (idem.request_hash, i));
@@ -687,14 +740,23 @@ async fn append_group(
             idem_p.push(req.author);
             idem_k.push(idem.key);
             idem_h.push(idem.request_hash.to_vec());
-            idem_s.push(events.iter().map(|e| e.seq.to_string()).collect::<Vec<_>>().join(","));
+            idem_s.push(
+                events
+                    .iter()
+                    .map(|e| e.seq.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
         }
         slots.push(Slot::Done(Ok(Appended::Created(events))));
     }
     rows.insert(&ctx.client, &ctx.stmts.insert_events).await?;
     if !idem_p.is_empty() {
         ctx.client
-            .execute(&ctx.stmts.idem_insert, &[&idem_p, &idem_k, &idem_h, &idem_s])
+            .execute(
+                &ctx.stmts.idem_insert,
+                &[&idem_p, &idem_k, &idem_h, &idem_s],
+            )
             .await?;
     }
     let wanted: Vec<i64> = slots
@@ -720,8 +782,12 @@ async fn append_group(
                 seqs.iter().filter_map(|s| by_seq.get(s).cloned()).collect(),
             )),
             Slot::ReplayBatch(at) => match out.get(at) {
-                Some(Ok(Appended::Created(evs) | Appended::Replayed(evs))) => Ok(Appended::Replayed(evs.clone())),
-                _ => Err(ApiError::Conflict("the original request with this Idempotency-Key failed".into())),
+                Some(Ok(Appended::Created(evs) | Appended::Replayed(evs))) => {
+                    Ok(Appended::Replayed(evs.clone()))
+                }
+                _ => Err(ApiError::Conflict(
+                    "the original request with this Idempotency-Key failed".into(),
+                )),
             },
         };
         out.push(r);

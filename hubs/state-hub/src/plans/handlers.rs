@@ -8,8 +8,8 @@ use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use hub_core::api::plans::{
-    AcceptRequest, NewTask, NewWorkplan, NewWorkstream, ReopenRequest, Task, TaskPatch, TaskStatus, Workplan,
-    WorkplanStatus, Workstream,
+    AcceptRequest, NewTask, NewWorkplan, NewWorkstream, ReopenRequest, Task, TaskPatch, TaskStatus,
+    Workplan, WorkplanStatus, Workstream,
 };
 use hub_core::auth::Principal;
 use hub_core::http::etag;
@@ -28,7 +28,11 @@ fn created(location: String, version: i64, body: &impl serde::Serialize) -> Http
 #[utoipa::path(post, path = "/api/v1/workstreams", tag = "plans", request_body = NewWorkstream,
     responses((status = 201, body = Workstream), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn create_workstream(state: web::Data<AppState>, principal: Principal, body: web::Json<NewWorkstream>) -> Result<HttpResponse, ApiError> {
+pub async fn create_workstream(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<NewWorkstream>,
+) -> Result<HttpResponse, ApiError> {
     let slug = rules::slug(&body.slug).map_err(|m| ApiError::field("slug", m))?;
     let (title, description) = rules::title_description(&body.title, &body.description)?;
     let actor = principal.subject.to_string();
@@ -37,15 +41,31 @@ pub async fn create_workstream(state: web::Data<AppState>, principal: Principal,
         .transact(move |ctx| {
             Box::pin(async move {
                 let now = ctx.now();
-                let ws = store::insert_workstream(ctx.client(), &slug, &title, &description, &actor, now).await?;
-                let e = Draft::system("workstream.created", format!("Workstream created: {}", ws.title), json!({"slug": ws.slug}))?
-                    .workstream(ws.id);
+                let ws = store::insert_workstream(
+                    ctx.client(),
+                    &slug,
+                    &title,
+                    &description,
+                    &actor,
+                    now,
+                )
+                .await?;
+                let e = Draft::system(
+                    "workstream.created",
+                    format!("Workstream created: {}", ws.title),
+                    json!({"slug": ws.slug}),
+                )?
+                .workstream(ws.id);
                 ctx.append(&actor, vec![e]).await?;
                 Ok(ws)
             })
         })
         .await?;
-    Ok(created(format!("/api/v1/workstreams/{}", ws.id), ws.version, &ws))
+    Ok(created(
+        format!("/api/v1/workstreams/{}", ws.id),
+        ws.version,
+        &ws,
+    ))
 }
 
 /// List workstreams.
@@ -60,7 +80,10 @@ pub async fn list_workstreams(state: web::Data<AppState>) -> Result<HttpResponse
 #[utoipa::path(get, path = "/api/v1/workstreams/{key}", tag = "plans",
     params(("key" = String, Path, description = "Id or slug")),
     responses((status = 200, body = Workstream), (status = 404, body = Problem)), security(("bearer" = [])))]
-pub async fn get_workstream(state: web::Data<AppState>, key: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_workstream(
+    state: web::Data<AppState>,
+    key: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let c = state.pool.get().await?;
     let ws = store::get_workstream(&**c, &key).await?;
     Ok(tagged(HttpResponse::Ok(), ws.version, &ws))
@@ -86,16 +109,26 @@ pub async fn create_workplan(
             Box::pin(async move {
                 let ws = store::get_workstream(ctx.client(), &key).await?;
                 let now = ctx.now();
-                let wp = store::insert_workplan(ctx.client(), ws.id, &title, &description, &actor, now).await?;
-                let e = Draft::system("workplan.created", format!("Workplan created: {}", wp.title), json!({}))?
-                    .workstream(ws.id)
-                    .workplan(wp.id);
+                let wp =
+                    store::insert_workplan(ctx.client(), ws.id, &title, &description, &actor, now)
+                        .await?;
+                let e = Draft::system(
+                    "workplan.created",
+                    format!("Workplan created: {}", wp.title),
+                    json!({}),
+                )?
+                .workstream(ws.id)
+                .workplan(wp.id);
                 ctx.append(&actor, vec![e]).await?;
                 Ok(wp)
             })
         })
         .await?;
-    Ok(created(format!("/api/v1/workplans/{}", wp.id), wp.version, &wp))
+    Ok(created(
+        format!("/api/v1/workplans/{}", wp.id),
+        wp.version,
+        &wp,
+    ))
 }
 
 /// Query of the workplan listing.
@@ -112,7 +145,10 @@ pub struct WorkplanQuery {
 /// List workplans, newest first.
 #[utoipa::path(get, path = "/api/v1/workplans", tag = "plans", params(WorkplanQuery),
     responses((status = 200, body = Vec<Workplan>)), security(("bearer" = [])))]
-pub async fn list_workplans(state: web::Data<AppState>, q: web::Query<WorkplanQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_workplans(
+    state: web::Data<AppState>,
+    q: web::Query<WorkplanQuery>,
+) -> Result<HttpResponse, ApiError> {
     let c = state.pool.get().await?;
     Ok(HttpResponse::Ok().json(store::list_workplans(&**c, q.workstream_id, q.status).await?))
 }
@@ -120,7 +156,10 @@ pub async fn list_workplans(state: web::Data<AppState>, q: web::Query<WorkplanQu
 /// One workplan.
 #[utoipa::path(get, path = "/api/v1/workplans/{id}", tag = "plans", params(("id" = Uuid, Path, description = "Workplan id")),
     responses((status = 200, body = Workplan), (status = 404, body = Problem)), security(("bearer" = [])))]
-pub async fn get_workplan(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get_workplan(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let c = state.pool.get().await?;
     let wp = store::get_workplan(&**c, *id, false).await?;
     Ok(tagged(HttpResponse::Ok(), wp.version, &wp))
@@ -152,21 +191,42 @@ async fn plan_step(
                     PlanStep::Finish => {
                         let open = store::open_task_count(ctx.client(), id).await?;
                         rules::can_finish(&wp, open)?;
-                        (WorkplanStatus::Finished, None, "workplan.finished", "finished")
+                        (
+                            WorkplanStatus::Finished,
+                            None,
+                            "workplan.finished",
+                            "finished",
+                        )
                     }
                     PlanStep::Accept(comment) => {
                         rules::can_accept(&wp, &principal)?;
-                        (WorkplanStatus::Accepted, comment.as_deref(), "workplan.accepted", "accepted")
+                        (
+                            WorkplanStatus::Accepted,
+                            comment.as_deref(),
+                            "workplan.accepted",
+                            "accepted",
+                        )
                     }
                     PlanStep::Reopen(reason) => {
                         rules::can_reopen(&wp)?;
-                        (WorkplanStatus::Active, Some(reason.as_str()), "workplan.reopened", "reopened")
+                        (
+                            WorkplanStatus::Active,
+                            Some(reason.as_str()),
+                            "workplan.reopened",
+                            "reopened",
+                        )
                     }
                 };
-                let updated = store::set_workplan_status(ctx.client(), id, status, &actor, comment, now).await?;
-                let e = Draft::system(event_type, format!("Workplan {verb}: {}", wp.title), json!({"comment": comment}))?
-                    .workstream(wp.workstream_id)
-                    .workplan(id);
+                let updated =
+                    store::set_workplan_status(ctx.client(), id, status, &actor, comment, now)
+                        .await?;
+                let e = Draft::system(
+                    event_type,
+                    format!("Workplan {verb}: {}", wp.title),
+                    json!({"comment": comment}),
+                )?
+                .workstream(wp.workstream_id)
+                .workplan(id);
                 ctx.append(&actor, vec![e]).await?;
                 Ok(updated)
             })
@@ -179,7 +239,12 @@ async fn plan_step(
 #[utoipa::path(post, path = "/api/v1/workplans/{id}/finish", tag = "plans",
     params(("id" = Uuid, Path, description = "Workplan id"), ("If-Match" = Option<String>, Header, description = "ETag")),
     responses((status = 200, body = Workplan), (status = 409, body = Problem), (status = 412, body = Problem)), security(("bearer" = [])))]
-pub async fn finish(state: web::Data<AppState>, principal: Principal, req: HttpRequest, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn finish(
+    state: web::Data<AppState>,
+    principal: Principal,
+    req: HttpRequest,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     plan_step(state, principal, req, *id, PlanStep::Finish).await
 }
 
@@ -194,7 +259,11 @@ pub async fn accept(
     id: web::Path<Uuid>,
     body: web::Json<AcceptRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let comment = body.into_inner().comment.map(|c| respond::reason("comment", &c)).transpose()?;
+    let comment = body
+        .into_inner()
+        .comment
+        .map(|c| respond::reason("comment", &c))
+        .transpose()?;
     plan_step(state, principal, req, *id, PlanStep::Accept(comment)).await
 }
 
@@ -285,7 +354,10 @@ pub struct TaskQuery {
 /// List tasks.
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "plans", params(TaskQuery),
     responses((status = 200, body = Vec<Task>)), security(("bearer" = [])))]
-pub async fn list_tasks(state: web::Data<AppState>, q: web::Query<TaskQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_tasks(
+    state: web::Data<AppState>,
+    q: web::Query<TaskQuery>,
+) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let f = TaskFilter {
         workplan_id: q.workplan_id,
@@ -301,7 +373,10 @@ pub async fn list_tasks(state: web::Data<AppState>, q: web::Query<TaskQuery>) ->
 /// One task.
 #[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "plans", params(("id" = Uuid, Path, description = "Task id")),
     responses((status = 200, body = Task), (status = 404, body = Problem)), security(("bearer" = [])))]
-pub async fn get_task(state: web::Data<AppState>, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get_task(
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let c = state.pool.get().await?;
     let t = store::get_task(&**c, *id, false).await?;
     Ok(tagged(HttpResponse::Ok(), t.version, &t))
@@ -340,7 +415,12 @@ pub async fn patch_task(
                 let updated = store::update_task(ctx.client(), id, &after, now).await?;
                 let changes = diff(&before, &after);
                 let summary = if before.status != after.status {
-                    format!("Task {}: {} → {}", after.title, before.status.as_str(), after.status.as_str())
+                    format!(
+                        "Task {}: {} → {}",
+                        after.title,
+                        before.status.as_str(),
+                        after.status.as_str()
+                    )
                 } else {
                     format!("Task updated: {}", after.title)
                 };
@@ -364,10 +444,18 @@ fn diff(a: &TaskState, b: &TaskState) -> serde_json::Value {
         }
     };
     put("title", json!(a.title), json!(b.title));
-    put("description", json!(a.description.len()), json!(b.description.len()));
+    put(
+        "description",
+        json!(a.description.len()),
+        json!(b.description.len()),
+    );
     put("status", json!(a.status), json!(b.status));
     put("needs_human", json!(a.needs_human), json!(b.needs_human));
-    put("blocking_reason", json!(a.blocking_reason), json!(b.blocking_reason));
+    put(
+        "blocking_reason",
+        json!(a.blocking_reason),
+        json!(b.blocking_reason),
+    );
     put("assignee", json!(a.assignee), json!(b.assignee));
     serde_json::Value::Object(m)
 }

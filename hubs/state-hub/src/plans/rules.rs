@@ -9,7 +9,8 @@ use hub_core::text;
 pub fn slug(s: &str) -> Result<String, String> {
     let ok = (1..=64).contains(&s.len())
         && s.as_bytes()[0].is_ascii_lowercase()
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(s.to_owned())
     } else {
@@ -20,7 +21,9 @@ pub fn slug(s: &str) -> Result<String, String> {
 /// Collects field errors for title/description pairs.
 pub fn title_description(title: &str, description: &str) -> Result<(String, String), ApiError> {
     let mut errors = Vec::new();
-    let t = text::single_line("title", title, 1, 200).map_err(|m| errors.push(FieldError::new("title", m))).ok();
+    let t = text::single_line("title", title, 1, 200)
+        .map_err(|m| errors.push(FieldError::new("title", m)))
+        .ok();
     let d = text::multi_line("description", description, 0, 20_000)
         .map_err(|m| errors.push(FieldError::new("description", m)))
         .ok();
@@ -70,7 +73,9 @@ pub fn can_accept(p: &Workplan, reviewer: &Principal) -> Result<(), ApiError> {
         )));
     }
     if !reviewer.is_human() {
-        return Err(ApiError::Forbidden("acceptance is a review by a person, not a service".into()));
+        return Err(ApiError::Forbidden(
+            "acceptance is a review by a person, not a service".into(),
+        ));
     }
     if p.finished_by.as_deref() == Some(reviewer.subject.as_str()) {
         return Err(ApiError::Forbidden(format!(
@@ -112,7 +117,11 @@ pub struct TaskState {
 
 /// Applies a patch to the current state, enforcing: `wait` needs a reason (cleared on leaving
 /// `wait` unless given), and a task blocked by escalated decisions cannot start or finish.
-pub fn apply_patch(current: &TaskState, patch: &TaskPatch, blocked_by: &[uuid::Uuid]) -> Result<TaskState, ApiError> {
+pub fn apply_patch(
+    current: &TaskState,
+    patch: &TaskPatch,
+    blocked_by: &[uuid::Uuid],
+) -> Result<TaskState, ApiError> {
     let mut errors = Vec::new();
     let mut next = current.clone();
     if let Some(t) = &patch.title {
@@ -149,12 +158,16 @@ pub fn apply_patch(current: &TaskState, patch: &TaskPatch, blocked_by: &[uuid::U
         }
     }
     if next.status == TaskStatus::Wait && next.blocking_reason.is_none() && errors.is_empty() {
-        errors.push(FieldError::new("blocking_reason", "a waiting task needs a blocking reason"));
+        errors.push(FieldError::new(
+            "blocking_reason",
+            "a waiting task needs a blocking reason",
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let moving_on = matches!(next.status, TaskStatus::Progress | TaskStatus::Done) && next.status != current.status;
+    let moving_on = matches!(next.status, TaskStatus::Progress | TaskStatus::Done)
+        && next.status != current.status;
     if moving_on && !blocked_by.is_empty() {
         let ids: Vec<String> = blocked_by.iter().map(|u| u.to_string()).collect();
         return Err(ApiError::InvalidTransition(format!(
@@ -183,22 +196,50 @@ mod tests {
 
     #[test]
     fn wait_needs_a_reason_and_leaving_wait_clears_it() {
-        let p = TaskPatch { status: Some(TaskStatus::Wait), ..Default::default() };
-        assert!(matches!(apply_patch(&todo(), &p, &[]), Err(ApiError::Validation(_))));
-        let p = TaskPatch { status: Some(TaskStatus::Wait), blocking_reason: Some(Some("vendor".into())), ..Default::default() };
+        let p = TaskPatch {
+            status: Some(TaskStatus::Wait),
+            ..Default::default()
+        };
+        assert!(matches!(
+            apply_patch(&todo(), &p, &[]),
+            Err(ApiError::Validation(_))
+        ));
+        let p = TaskPatch {
+            status: Some(TaskStatus::Wait),
+            blocking_reason: Some(Some("vendor".into())),
+            ..Default::default()
+        };
         let waiting = apply_patch(&todo(), &p, &[]).unwrap();
         assert_eq!(waiting.blocking_reason.as_deref(), Some("vendor"));
-        let p = TaskPatch { status: Some(TaskStatus::Todo), ..Default::default() };
-        assert_eq!(apply_patch(&waiting, &p, &[]).unwrap().blocking_reason, None);
+        let p = TaskPatch {
+            status: Some(TaskStatus::Todo),
+            ..Default::default()
+        };
+        assert_eq!(
+            apply_patch(&waiting, &p, &[]).unwrap().blocking_reason,
+            None
+        );
     }
 
     #[test]
     fn escalated_decisions_block_progress() {
         let d = uuid::Uuid::now_v7();
-        let p = TaskPatch { status: Some(TaskStatus::Progress), ..Default::default() };
-        assert!(matches!(apply_patch(&todo(), &p, &[d]), Err(ApiError::InvalidTransition(_))));
-        let p = TaskPatch { assignee: Some(Some(Subject::parse("bob").unwrap())), ..Default::default() };
-        assert_eq!(apply_patch(&todo(), &p, &[d]).unwrap().assignee.as_deref(), Some("bob"));
+        let p = TaskPatch {
+            status: Some(TaskStatus::Progress),
+            ..Default::default()
+        };
+        assert!(matches!(
+            apply_patch(&todo(), &p, &[d]),
+            Err(ApiError::InvalidTransition(_))
+        ));
+        let p = TaskPatch {
+            assignee: Some(Some(Subject::parse("bob").unwrap())),
+            ..Default::default()
+        };
+        assert_eq!(
+            apply_patch(&todo(), &p, &[d]).unwrap().assignee.as_deref(),
+            Some("bob")
+        );
     }
 
     #[test]

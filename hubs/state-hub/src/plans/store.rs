@@ -33,9 +33,13 @@ pub async fn insert_workstream(
     by: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Workstream, ApiError> {
-    let taken = c.query_opt("SELECT 1 FROM workstreams WHERE slug = $1", &[&slug]).await?;
+    let taken = c
+        .query_opt("SELECT 1 FROM workstreams WHERE slug = $1", &[&slug])
+        .await?;
     if taken.is_some() {
-        return Err(ApiError::Conflict(format!("a workstream with slug `{slug}` exists")));
+        return Err(ApiError::Conflict(format!(
+            "a workstream with slug `{slug}` exists"
+        )));
     }
     let row = c
         .query_one(
@@ -51,15 +55,32 @@ pub async fn insert_workstream(
 
 /// All workstreams, oldest first.
 pub async fn list_workstreams(c: &impl GenericClient) -> Result<Vec<Workstream>, ApiError> {
-    let rows = c.query(&format!("SELECT {WS_COLUMNS} FROM workstreams ORDER BY id"), &[]).await?;
+    let rows = c
+        .query(
+            &format!("SELECT {WS_COLUMNS} FROM workstreams ORDER BY id"),
+            &[],
+        )
+        .await?;
     rows.iter().map(workstream).collect()
 }
 
 /// One workstream by id or slug.
 pub async fn get_workstream(c: &impl GenericClient, key: &str) -> Result<Workstream, ApiError> {
     let row = match Uuid::parse_str(key) {
-        Ok(id) => c.query_opt(&format!("SELECT {WS_COLUMNS} FROM workstreams WHERE id = $1"), &[&id]).await?,
-        Err(_) => c.query_opt(&format!("SELECT {WS_COLUMNS} FROM workstreams WHERE slug = $1"), &[&key]).await?,
+        Ok(id) => {
+            c.query_opt(
+                &format!("SELECT {WS_COLUMNS} FROM workstreams WHERE id = $1"),
+                &[&id],
+            )
+            .await?
+        }
+        Err(_) => {
+            c.query_opt(
+                &format!("SELECT {WS_COLUMNS} FROM workstreams WHERE slug = $1"),
+                &[&key],
+            )
+            .await?
+        }
     };
     row.as_ref()
         .map(workstream)
@@ -67,7 +88,8 @@ pub async fn get_workstream(c: &impl GenericClient, key: &str) -> Result<Workstr
         .ok_or_else(|| ApiError::NotFound(format!("no workstream {key}")))
 }
 
-const WP_COLUMNS: &str = "id, workstream_id, title, description, status, created_by, created_at, finished_by, \
+const WP_COLUMNS: &str =
+    "id, workstream_id, title, description, status, created_by, created_at, finished_by, \
 finished_at, accepted_by, accepted_at, review_comment, version";
 
 fn workplan(r: &Row) -> Result<Workplan, ApiError> {
@@ -111,9 +133,18 @@ pub async fn insert_workplan(
 }
 
 /// One workplan, optionally locked.
-pub async fn get_workplan(c: &impl GenericClient, id: Uuid, for_update: bool) -> Result<Workplan, ApiError> {
+pub async fn get_workplan(
+    c: &impl GenericClient,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Workplan, ApiError> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
-    let row = c.query_opt(&format!("SELECT {WP_COLUMNS} FROM workplans WHERE id = $1{lock}"), &[&id]).await?;
+    let row = c
+        .query_opt(
+            &format!("SELECT {WP_COLUMNS} FROM workplans WHERE id = $1{lock}"),
+            &[&id],
+        )
+        .await?;
     row.as_ref()
         .map(workplan)
         .transpose()?
@@ -161,7 +192,9 @@ pub async fn set_workplan_status(
         _ => c.execute(sql, &[&id, &by, &now, &comment]).await?,
     };
     if n != 1 {
-        return Err(ApiError::internal(anyhow::anyhow!("workplan {id} status update touched {n} rows")));
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "workplan {id} status update touched {n} rows"
+        )));
     }
     get_workplan(c, id, false).await
 }
@@ -248,9 +281,18 @@ pub async fn update_task(
 }
 
 /// One task, optionally locked.
-pub async fn get_task(c: &impl GenericClient, id: Uuid, for_update: bool) -> Result<Task, ApiError> {
+pub async fn get_task(
+    c: &impl GenericClient,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Task, ApiError> {
     let lock = if for_update { " FOR UPDATE OF t" } else { "" };
-    let row = c.query_opt(&format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = $1{lock}"), &[&id]).await?;
+    let row = c
+        .query_opt(
+            &format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = $1{lock}"),
+            &[&id],
+        )
+        .await?;
     row.as_ref()
         .map(task)
         .transpose()?

@@ -1,0 +1,268 @@
+//! Starts a state hub in-process against a fresh database per test.
+
+use hub_core::lifecycle::Shutdown;
+use serde_json::Value;
+use state_hub::config::StateHubConfig;
+use state_hub::startup::Application;
+use std::sync::Arc;
+use tokio_postgres::NoTls;
+
+/// The superuser URL tests create their databases through.
+pub fn admin_url() -> String {
+    std::env::var("HUB_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A throwaway database, dropped when the value is.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let name = format!("state_hub_test_{}", uuid::Uuid::new_v4().simple());
+        let (client, conn) = tokio_postgres::connect(&admin_url(), NoTls)
+            .await
+            .expect("connect to test PostgreSQL");
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&admin_url()).unwrap();
+        url.set_path(&format!("/{name}"));
+        TestDb {
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    /// A direct superuser connection to this database.
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside any runtime guarantee; use a private one on a plain thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok((client, conn)) = tokio_postgres::connect(&admin_url(), NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    pub db: TestDb,
+    pub shutdown: Arc<Shutdown>,
+    pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: TempDir,
+}
+
+pub struct TempDir(pub std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        hub_core::telemetry::init(&hub_core::config::LogConfig {
+            format: hub_core::config::LogFormat::Pretty,
+            filter: "debug".into(),
+        });
+    }
+}
+
+pub fn config_for(db: &TestDb, dir: &std::path::Path, extra: &str) -> StateHubConfig {
+    let token_path = dir.join("admin.token");
+    let path = dir.join("state-hub.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "dev_mode = true\n[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1\"\nbody_limit_bytes = 262144\nshutdown_grace_seconds = 5\nworkers = 2\n\
+             [database]\nurl = \"{}\"\npool_size = 8\n[auth]\nbootstrap_admin_token_file = \"{}\"\n{extra}",
+            db.url,
+            token_path.display()
+        ),
+    )
+    .unwrap();
+    let loaded = hub_core::config::load_with_env::<StateHubConfig>(
+        Some(&path),
+        state_hub::config::SECTIONS,
+        &[],
+    )
+    .unwrap();
+    loaded.config.validate().unwrap();
+    loaded.config
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with("").await
+    }
+
+    pub async fn spawn_with(extra: &str) -> TestApp {
+        init_logs();
+        let db = TestDb::create().await;
+        let dir =
+            std::env::temp_dir().join(format!("state-hub-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token =
+            secrecy::ExposeSecret::expose_secret(&hub_core::auth::tokens::generate()).to_owned();
+        std::fs::write(dir.join("admin.token"), &token).unwrap();
+        let cfg = config_for(&db, &dir, extra);
+        let app = Application::build(cfg).await.expect("state hub builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let shutdown = app.shutdown();
+        let server = tokio::spawn(app.run_until_shutdown());
+        TestApp {
+            base,
+            token,
+            http: reqwest::Client::new(),
+            db,
+            shutdown,
+            server: Some(server),
+            _dir: TempDir(dir),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.post_as(&self.token.clone(), path, body).await
+    }
+
+    pub async fn post_as(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .patch(self.url(path))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a token and returns its secret.
+    pub async fn token_for(&self, subject: &str, kind: &str, roles: &[&str]) -> String {
+        let r = self
+            .post("/api/v1/tokens", serde_json::json!({"name": format!("{subject} test"), "subject": subject, "kind": kind, "roles": roles}))
+            .await;
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Every event, oldest first, through the API.
+    pub async fn all_events(&self) -> Vec<hub_core::api::events::Event> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let path = match &after {
+                Some(c) => format!("/api/v1/events?order=asc&limit=500&after={c}"),
+                None => "/api/v1/events?order=asc&limit=500".to_owned(),
+            };
+            let page: hub_core::api::Page<hub_core::api::events::Event> =
+                self.get(&path).await.json().await.unwrap();
+            out.extend(page.items);
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return out,
+            }
+        }
+    }
+
+    /// Verifies the whole chain through the API and returns the number of events.
+    pub async fn verify_chain(&self) -> u64 {
+        let mut v = hub_core::journal::Verifier::new();
+        for e in self.all_events().await {
+            v.push(&e).unwrap_or_else(|b| panic!("chain broken: {b}"));
+        }
+        v.checked()
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        let c = self.db.connect().await;
+        c.query_one("SELECT count(*) FROM events", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    pub async fn stop(&mut self) {
+        self.shutdown.run().await;
+        if let Some(s) = self.server.take() {
+            let _ = s.await;
+        }
+    }
+}
+
+/// Asserts a problem+json response and returns it.
+pub async fn problem(r: reqwest::Response, status: u16) -> Value {
+    assert_eq!(r.status().as_u16(), status, "unexpected status");
+    let ct = r
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], status);
+    assert!(v["type"]
+        .as_str()
+        .unwrap()
+        .starts_with("urn:hubplane:problem:"));
+    v
+}

@@ -1,0 +1,81 @@
+use crate::helpers::TestApp;
+use serde_json::json;
+
+#[tokio::test]
+async fn the_database_forbids_rewriting_the_journal() {
+    let app = TestApp::spawn().await;
+    app.post(
+        "/api/v1/events",
+        json!({"event_type": "note.added", "summary": "keep me"}),
+    )
+    .await;
+    let db = app.db.connect().await;
+    for sql in [
+        "UPDATE events SET summary = 'changed'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "TRUNCATE events CASCADE",
+    ] {
+        let err = db.batch_execute(sql).await.expect_err(sql);
+        assert!(
+            err.to_string().contains("append-only") || format!("{err:?}").contains("append-only"),
+            "{sql}: {err:?}"
+        );
+    }
+    assert_eq!(app.event_count().await, 2);
+    app.verify_chain().await;
+}
+
+#[tokio::test]
+async fn decisions_cannot_be_deleted_and_outcomes_not_rewritten_at_the_database() {
+    let app = TestApp::spawn().await;
+    let d: serde_json::Value = app
+        .post("/api/v1/decisions", json!({"title": "Use LLDAP", "options": ["yes", "no"], "outcome": {"choice": "yes", "rationale": "small"}}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id: uuid::Uuid = d["id"].as_str().unwrap().parse().unwrap();
+    let db = app.db.connect().await;
+    let err = db
+        .execute("DELETE FROM decisions WHERE id = $1", &[&id])
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("never deleted"));
+    let err = db
+        .execute(
+            "UPDATE decisions SET outcome_choice = 'no' WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("immutable"));
+}
+
+#[tokio::test]
+async fn concurrent_migrations_apply_once() {
+    let db = crate::helpers::TestDb::create().await;
+    let dir = std::env::temp_dir().join(format!("mig-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("admin.token"), "x".repeat(40)).unwrap();
+    let cfg = crate::helpers::config_for(&db, &dir, "");
+    let runs = (0..4).map(|_| state_hub::startup::migrate(&cfg));
+    let results = futures_util::future::join_all(runs).await;
+    let applied: usize = results.into_iter().map(|r| r.unwrap().len()).sum();
+    assert_eq!(
+        applied,
+        state_hub::migrations::runner().get_migrations().len(),
+        "each migration applied exactly once"
+    );
+    let c = db.connect().await;
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM refinery_schema_history", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        n as usize,
+        state_hub::migrations::runner().get_migrations().len()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
