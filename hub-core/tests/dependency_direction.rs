@@ -8,14 +8,27 @@ use std::process::Command;
 fn only_hubs_and_hubctl_depend_on_hub_core_and_nothing_else_links_a_workspace_crate() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let packages = meta["packages"].as_array().unwrap();
-    let members: Vec<&str> = packages.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let members: Vec<&str> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     for required in ["hub-core", "state-hub", "domain-hub", "hubctl"] {
         assert!(members.contains(&required), "workspace lacks {required}");
     }
@@ -34,6 +47,9 @@ fn only_hubs_and_hubctl_depend_on_hub_core_and_nothing_else_links_a_workspace_cr
         assert!(allowed, "forbidden workspace dependency {from} -> {to}: hubs talk over HTTP using hub_core::api");
     }
     for hub in ["state-hub", "domain-hub", "hubctl"] {
-        assert!(edges.iter().any(|(f, t)| f == hub && t == "hub-core"), "{hub} must build on hub-core");
+        assert!(
+            edges.iter().any(|(f, t)| f == hub && t == "hub-core"),
+            "{hub} must build on hub-core"
+        );
     }
 }

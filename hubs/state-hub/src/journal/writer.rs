@@ -569,13 +569,12 @@ async fn run_batch(
     let mut iter = batch.into_iter().peekable();
     ctx.appended = 0;
     ctx.now = journal::db_precision(Utc::now());
-    let begin = async {
-        ctx.client.batch_execute("BEGIN").await?;
-        ctx.client
-            .query_one(&ctx.stmts.lock_head, &[&WRITER_LOCK])
-            .await
-    };
-    let head = match begin.await {
+    // Pipelined: both statements leave in one round trip and run in order.
+    let (begun, head) = tokio::join!(
+        ctx.client.batch_execute("BEGIN"),
+        ctx.client.query_one(&ctx.stmts.lock_head, &[&WRITER_LOCK])
+    );
+    let head = match begun.and(head) {
         Ok(row) => row,
         Err(e) => {
             let rest: Vec<Pending> = iter.map(unanswered).collect();
@@ -644,14 +643,16 @@ async fn run_batch(
     }
     let finish = async {
         if ctx.head_seq > start_seq {
-            ctx.client
-                .execute(
-                    &ctx.stmts.notify,
-                    &[&NOTIFY_CHANNEL, &ctx.head_seq.to_string()],
-                )
-                .await?;
+            let head = ctx.head_seq.to_string();
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&NOTIFY_CHANNEL, &head];
+            let (notified, committed) = tokio::join!(
+                ctx.client.execute(&ctx.stmts.notify, &params),
+                ctx.client.batch_execute("COMMIT")
+            );
+            notified.and(committed)
+        } else {
+            ctx.client.batch_execute("COMMIT").await
         }
-        ctx.client.batch_execute("COMMIT").await
     };
     match finish.await {
         Ok(()) => Ok(pending),

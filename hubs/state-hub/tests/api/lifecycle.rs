@@ -8,7 +8,7 @@ async fn graceful_shutdown_loses_no_acknowledged_write() {
     let http = app.http.clone();
     let url = app.url("/api/v1/events");
     let token = app.token.clone();
-    let writers: Vec<_> = (0..200)
+    let writers: Vec<_> = (0..400)
         .map(|i| {
             let (http, url, token) = (http.clone(), url.clone(), token.clone());
             tokio::spawn(async move {
@@ -27,7 +27,10 @@ async fn graceful_shutdown_loses_no_acknowledged_write() {
             })
         })
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // Stop while writes are still arriving: wait for the first ones to land.
+    while app.event_count().await < 20 {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
     app.stop().await;
     let mut acked = HashSet::new();
     for w in writers {
