@@ -13,7 +13,7 @@ pub const SECTIONS: &[&str] = &["dev_mode", "server", "database", "auth", "journ
 pub const EXAMPLE: &str = include_str!("../state-hub.example.toml");
 
 /// `[auth]`.
-#[derive(Deserialize, Clone, Default)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// File holding the first admin token (≥ 32 characters). Also read from the systemd
@@ -23,6 +23,15 @@ pub struct AuthConfig {
     /// Subject the bootstrap token authenticates as.
     #[serde(default = "default_admin_subject")]
     pub bootstrap_admin_subject: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_admin_token_file: None,
+            bootstrap_admin_subject: default_admin_subject(),
+        }
+    }
 }
 
 fn default_admin_subject() -> String {

@@ -59,6 +59,13 @@ impl Application {
             &metrics.registry,
         )?;
         let shutdown = Arc::new(Shutdown::new());
+        // systemd restarts the unit if the writer dies or the runtime stops answering.
+        let watched = journal.clone();
+        let stopping = shutdown.stopping();
+        lifecycle::spawn_watchdog(move || {
+            let alive = watched.is_running() || *stopping.borrow();
+            async move { alive }
+        });
         tokio::spawn(journal::listener::run(
             pg,
             journal.clone(),

@@ -373,6 +373,11 @@ impl Journal {
         });
     }
 
+    /// Whether the writer task is still taking writes.
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// Stops accepting writes; queued writes are still committed and answered.
     pub fn stop(&self) {
         self.stop.send_replace(true);
