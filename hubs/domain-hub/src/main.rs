@@ -7,7 +7,11 @@ use clap::Parser;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "domain-hub", version, about = "Hubplane domain hub (not yet available)")]
+#[command(
+    name = "domain-hub",
+    version,
+    about = "Hubplane domain hub (not yet available)"
+)]
 struct Cli {
     /// Config file (TOML).
     #[arg(long, short)]

@@ -219,7 +219,7 @@ pub async fn supersede(
             Box::pin(async move {
                 let old = store::require(ctx.client(), id, true).await?;
                 etag::check(if_match.as_deref(), old.version)?;
-                rules::can_supersede(&old)?;
+                rules::can_supersede(&old, &principal)?;
                 let now = ctx.now();
                 let new = store::insert(ctx.client(), &proposal, &actor, now, Some(id)).await?;
                 store::supersede(ctx.client(), id, new.id).await?;

@@ -130,26 +130,30 @@ pub fn can_escalate(d: &Decision) -> Result<(), ApiError> {
     }
 }
 
+/// The two-person rule: an escalated decision changes only by the hand of a person who is not
+/// its proposer.
+fn approver(d: &Decision, actor: &Principal) -> Result<(), ApiError> {
+    if !actor.is_human() {
+        Err(ApiError::Forbidden(format!(
+            "decision {} is escalated and needs a human approval; {} is a service principal",
+            d.id, actor.subject
+        )))
+    } else if actor.subject.as_str() == d.proposed_by {
+        Err(ApiError::Forbidden(format!(
+            "decision {} was proposed by {}; an escalated decision must be approved by someone else",
+            d.id, d.proposed_by
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 /// Open decisions can be resolved by any writer; escalated ones only by a person who is not
 /// the proposer (the two-person rule). Resolved and superseded ones never again.
 pub fn can_resolve(d: &Decision, actor: &Principal) -> Result<(), ApiError> {
     match d.status {
         DecisionStatus::Open => Ok(()),
-        DecisionStatus::Escalated => {
-            if !actor.is_human() {
-                Err(ApiError::Forbidden(format!(
-                    "decision {} is escalated and needs a human approval; {} is a service principal",
-                    d.id, actor.subject
-                )))
-            } else if actor.subject.as_str() == d.proposed_by {
-                Err(ApiError::Forbidden(format!(
-                    "decision {} was proposed by {}; an escalated decision must be approved by someone else",
-                    d.id, d.proposed_by
-                )))
-            } else {
-                Ok(())
-            }
-        }
+        DecisionStatus::Escalated => approver(d, actor),
         DecisionStatus::Resolved => Err(ApiError::InvalidTransition(format!(
             "decision {} is already resolved and its outcome is immutable; supersede it with a new decision",
             d.id
@@ -162,14 +166,16 @@ pub fn can_resolve(d: &Decision, actor: &Principal) -> Result<(), ApiError> {
     }
 }
 
-/// Anything but an already superseded decision can be superseded.
-pub fn can_supersede(d: &Decision) -> Result<(), ApiError> {
+/// Anything but an already superseded decision can be superseded; an escalated one only by an
+/// approver, or superseding would side-step the two-person rule.
+pub fn can_supersede(d: &Decision, actor: &Principal) -> Result<(), ApiError> {
     match d.status {
         DecisionStatus::Superseded => Err(ApiError::InvalidTransition(format!(
             "decision {} was already superseded by {}",
             d.id,
             d.superseded_by.map(|u| u.to_string()).unwrap_or_default()
         ))),
+        DecisionStatus::Escalated => approver(d, actor),
         _ => Ok(()),
     }
 }
@@ -243,6 +249,25 @@ mod tests {
     }
 
     #[test]
+    fn superseding_an_escalated_decision_needs_an_approver() {
+        let d = decision(DecisionStatus::Escalated);
+        assert!(matches!(
+            can_supersede(&d, &who("alice", PrincipalKind::Human)),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            can_supersede(&d, &who("hub:ops", PrincipalKind::Service)),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(can_supersede(&d, &who("bob", PrincipalKind::Human)).is_ok());
+        assert!(can_supersede(
+            &decision(DecisionStatus::Open),
+            &who("alice", PrincipalKind::Human)
+        )
+        .is_ok());
+    }
+
+    #[test]
     fn terminal_states_refuse() {
         let bob = who("bob", PrincipalKind::Human);
         assert!(matches!(
@@ -254,8 +279,8 @@ mod tests {
             Err(ApiError::InvalidTransition(_))
         ));
         assert!(can_escalate(&decision(DecisionStatus::Escalated)).is_err());
-        assert!(can_supersede(&decision(DecisionStatus::Superseded)).is_err());
-        assert!(can_supersede(&decision(DecisionStatus::Resolved)).is_ok());
+        assert!(can_supersede(&decision(DecisionStatus::Superseded), &bob).is_err());
+        assert!(can_supersede(&decision(DecisionStatus::Resolved), &bob).is_ok());
     }
 
     #[test]

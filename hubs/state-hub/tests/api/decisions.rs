@@ -243,3 +243,45 @@ async fn listing_filters_and_pages_decisions() {
     .await;
     problem(app.get("/api/v1/decisions/not-a-uuid").await, 404).await;
 }
+
+#[tokio::test]
+async fn superseding_cannot_side_step_the_two_person_rule() {
+    let app = TestApp::spawn().await;
+    let alice = app.token_for("alice", "human", &["member"]).await;
+    let bob = app.token_for("bob", "human", &["member"]).await;
+    let d = propose(&app, &alice, "Open the firewall").await;
+    let id = d["id"].as_str().unwrap();
+    app.post_as(
+        &alice,
+        &format!("/api/v1/decisions/{id}/escalate"),
+        json!({"reason": "risky"}),
+    )
+    .await;
+    let before = app.event_count().await;
+    let bypass = json!({"reason": "never mind", "replacement": {"title": "Open it anyway", "outcome": {"choice": "yes", "rationale": "me"}}});
+    let p = problem(
+        app.post_as(
+            &alice,
+            &format!("/api/v1/decisions/{id}/supersede"),
+            bypass.clone(),
+        )
+        .await,
+        403,
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("someone else"));
+    assert_eq!(app.event_count().await, before, "nothing was written");
+    let still: Value = app
+        .get(&format!("/api/v1/decisions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(still["status"], "escalated");
+    assert_eq!(
+        app.post_as(&bob, &format!("/api/v1/decisions/{id}/supersede"), bypass)
+            .await
+            .status(),
+        201
+    );
+}
