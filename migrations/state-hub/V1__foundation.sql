@@ -175,6 +175,24 @@ BEGIN
 END;
 $$;
 
+-- The writer's fast path: takes the lock and fails unless the chain head is the one the writer
+-- expects, so events it sealed in memory are inserted only right after their predecessor.
+CREATE FUNCTION journal_lock_expect(lock_key bigint, expected_seq bigint, expected_hash bytea)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    head_seq bigint;
+    head_hash bytea;
+BEGIN
+    PERFORM pg_advisory_xact_lock(lock_key);
+    SELECT e.seq, e.hash INTO head_seq, head_hash FROM events e ORDER BY e.seq DESC LIMIT 1;
+    IF COALESCE(head_seq, 0) <> expected_seq
+        OR COALESCE(head_hash, decode(repeat('00', 32), 'hex')) <> expected_hash THEN
+        RAISE EXCEPTION 'journal head moved: expected %, found %', expected_seq, COALESCE(head_seq, 0)
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+END;
+$$;
+
 -- Idempotency records: same principal + key + body returns the same events.
 CREATE TABLE idempotency_keys (
     principal    text NOT NULL,

@@ -1,5 +1,6 @@
 //! `/api/v1/events`: append (single, batch, idempotent), list, get, stream (SSE), chain head.
 
+use crate::journal::recent::CachedPage;
 use crate::journal::store::{self, Filter, Order};
 use crate::journal::{AppendRequest, Appended, Draft, Idempotency};
 use crate::state::AppState;
@@ -107,6 +108,40 @@ async fn check_references(
     }
 }
 
+/// Validates, checks references and appends client events; `path` names an event's position
+/// in field errors; `single` shapes the response as one event rather than a batch.
+async fn append(
+    state: &AppState,
+    principal: &Principal,
+    idempotency: Option<Idempotency>,
+    events: Vec<NewEvent>,
+    path: impl Fn(usize) -> String,
+    single: bool,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = Vec::new();
+    let drafts: Vec<Draft> = events
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, e)| Draft::from_request(e, &path(i), &mut errors))
+        .collect();
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    check_references(state, &drafts, &path).await?;
+    let outcome = state
+        .journal
+        .append(AppendRequest {
+            author: principal.subject.to_string(),
+            drafts,
+            idempotency,
+        })
+        .await?;
+    match outcome {
+        Appended::Created(e) => created(e, false, single),
+        Appended::Replayed(e) => created(e, true, single),
+    }
+}
+
 fn created(events: Vec<Event>, replayed: bool, single: bool) -> Result<HttpResponse, ApiError> {
     let mut res = HttpResponse::Created();
     if replayed {
@@ -145,25 +180,15 @@ pub async fn post_event(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let idem = idempotency(&req, "event", &body)?;
-    let mut errors = Vec::new();
-    let draft = Draft::from_request(body, "", &mut errors);
-    let Some(draft) = draft.filter(|_| errors.is_empty()) else {
-        return Err(ApiError::Validation(errors));
-    };
-    let drafts = vec![draft];
-    check_references(&state, &drafts, |_| String::new()).await?;
-    let outcome = state
-        .journal
-        .append(AppendRequest {
-            author: principal.subject.to_string(),
-            drafts,
-            idempotency: idem,
-        })
-        .await?;
-    match outcome {
-        Appended::Created(e) => created(e, false, true),
-        Appended::Replayed(e) => created(e, true, true),
-    }
+    append(
+        &state,
+        &principal,
+        idem,
+        vec![body],
+        |_| String::new(),
+        true,
+    )
+    .await
 }
 
 /// Append up to 1000 events, all or nothing.
@@ -192,29 +217,15 @@ pub async fn post_batch(
             format!("must hold 1 to {} events", crate::journal::draft::MAX_BATCH),
         ));
     }
-    let mut errors = Vec::new();
-    let drafts: Vec<Draft> = body
-        .events
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, e)| Draft::from_request(e, &format!("events[{i}]."), &mut errors))
-        .collect();
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    check_references(&state, &drafts, |i| format!("events[{i}].")).await?;
-    let outcome = state
-        .journal
-        .append(AppendRequest {
-            author: principal.subject.to_string(),
-            drafts,
-            idempotency: idem,
-        })
-        .await?;
-    match outcome {
-        Appended::Created(e) => created(e, false, false),
-        Appended::Replayed(e) => created(e, true, false),
-    }
+    append(
+        &state,
+        &principal,
+        idem,
+        body.events,
+        |i| format!("events[{i}]."),
+        false,
+    )
+    .await
 }
 
 /// Query of the event listing.
@@ -280,10 +291,42 @@ pub async fn list(
         since: q.since,
         until: q.until,
     };
+    let order = q.order.unwrap_or_default();
+    if order == Order::Desc && filter.is_empty() {
+        let head = *state.journal.head().borrow();
+        if let Some(page) = state.journal.recent().page_desc(after, limit, head) {
+            return Ok(cached_page(page));
+        }
+    }
     let client = state.pool.get().await?;
-    let (items, next) =
-        store::page(&client, &filter, after, limit, q.order.unwrap_or_default()).await?;
+    let (items, next) = store::page(&client, &filter, after, limit, order).await?;
     Ok(HttpResponse::Ok().json(Page { items, next }))
+}
+
+/// Writes a `Page<Event>` from events already serialized, byte for byte what serde would write.
+fn cached_page(page: CachedPage) -> HttpResponse {
+    let size: usize = page.items.iter().map(Bytes::len).sum();
+    let mut body = Vec::with_capacity(size + page.items.len() + 96);
+    body.extend_from_slice(b"{\"items\":[");
+    for (i, item) in page.items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+    }
+    body.extend_from_slice(b"],\"next\":");
+    match page.next {
+        Some(seq) => {
+            body.push(b'"');
+            body.extend_from_slice(cursor::encode(store::CURSOR_KIND, &seq.to_string()).as_bytes());
+            body.push(b'"');
+        }
+        None => body.extend_from_slice(b"null"),
+    }
+    body.push(b'}');
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body)
 }
 
 /// One event by sequence number or id.

@@ -1,10 +1,10 @@
 //! Follows the journal head committed by other replicas (LISTEN/NOTIFY), so every replica's SSE
-//! streams wake up for every event, whichever replica wrote it.
+//! streams and cached pages learn of every event, whichever replica wrote it.
 
 use super::{Journal, NOTIFY_CHANNEL};
 use futures_util::StreamExt;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 /// Runs until `stop` turns true, reconnecting with backoff.
@@ -14,49 +14,10 @@ pub async fn run(pg: tokio_postgres::Config, journal: Journal, mut stop: watch::
         if *stop.borrow() {
             return;
         }
-        match pg.connect(NoTls).await {
-            Ok((client, mut conn)) => {
-                backoff = Duration::from_millis(200);
-                let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
-                let listen_sql = format!("LISTEN {NOTIFY_CHANNEL}");
-                let listen = client.batch_execute(&listen_sql);
-                // The connection must be polled for LISTEN to complete.
-                let mut listen = std::pin::pin!(listen);
-                let listening = loop {
-                    tokio::select! {
-                        r = &mut listen => break r.is_ok(),
-                        m = messages.next() => if m.is_none() { break false },
-                    }
-                };
-                if listening {
-                    // Catch up on anything committed while we were not listening.
-                    if let Ok(row) = client
-                        .query_one("SELECT COALESCE(MAX(seq), 0) FROM events", &[])
-                        .await
-                    {
-                        journal.observe_head(row.get(0));
-                    }
-                    loop {
-                        tokio::select! {
-                            m = messages.next() => match m {
-                                Some(Ok(AsyncMessage::Notification(n))) => {
-                                    if let Ok(seq) = n.payload().parse::<i64>() {
-                                        journal.observe_head(seq);
-                                    }
-                                }
-                                Some(Ok(_)) => {}
-                                Some(Err(e)) => {
-                                    tracing::warn!(error = %e, "journal listener connection failed");
-                                    break;
-                                }
-                                None => break,
-                            },
-                            _ = stop.changed() => return,
-                        }
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "journal listener cannot connect"),
+        match listen(&pg, &journal, &mut stop).await {
+            Ok(Stopped::Yes) => return,
+            Ok(Stopped::No) => backoff = Duration::from_millis(200),
+            Err(e) => tracing::warn!(error = %e, "journal listener lost its connection"),
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -64,4 +25,63 @@ pub async fn run(pg: tokio_postgres::Config, journal: Journal, mut stop: watch::
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
+}
+
+enum Stopped {
+    Yes,
+    No,
+}
+
+async fn listen(
+    pg: &tokio_postgres::Config,
+    journal: &Journal,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Stopped, tokio_postgres::Error> {
+    let (client, mut conn) = pg.connect(NoTls).await?;
+    // The connection must be polled for queries to complete and notifications to arrive; a task
+    // does that and forwards notifications.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
+        while let Some(m) = messages.next().await {
+            match m {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if tx.send(n).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "journal listener connection failed");
+                    return;
+                }
+            }
+        }
+    });
+    let result = async {
+        client
+            .batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))
+            .await?;
+        // Catch up on anything committed while nobody listened.
+        let row = client
+            .query_one("SELECT COALESCE(MAX(seq), 0)::bigint FROM events", &[])
+            .await?;
+        journal.observe_head(row.get(0));
+        loop {
+            tokio::select! {
+                n = rx.recv() => match n {
+                    Some(n) => {
+                        if let Ok(seq) = n.payload().parse::<i64>() {
+                            journal.observe_head(seq);
+                        }
+                    }
+                    None => return Ok(Stopped::No),
+                },
+                _ = stop.changed() => return Ok(Stopped::Yes),
+            }
+        }
+    }
+    .await;
+    driver.abort();
+    result
 }

@@ -8,6 +8,7 @@
 
 pub mod draft;
 pub mod listener;
+pub mod recent;
 pub mod store;
 pub mod writer;
 

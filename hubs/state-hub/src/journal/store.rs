@@ -31,8 +31,8 @@ pub fn event_from_row(row: &Row) -> Result<Event, tokio_postgres::Error> {
         task_id: row.try_get(8)?,
         decision_id: row.try_get(9)?,
         detail: row.try_get(10)?,
-        prev_hash: hex::encode(prev),
-        hash: hex::encode(hash),
+        prev_hash: hub_core::journal::to_hex(&prev),
+        hash: hub_core::journal::to_hex(&hash),
     })
 }
 
@@ -68,6 +68,21 @@ pub struct Filter {
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     /// Created before.
     pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Filter {
+    /// True when nothing is filtered.
+    pub fn is_empty(&self) -> bool {
+        self.event_type.is_none()
+            && self.noun.is_none()
+            && self.author.is_none()
+            && self.workstream_id.is_none()
+            && self.workplan_id.is_none()
+            && self.task_id.is_none()
+            && self.decision_id.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
 }
 
 /// One page of events plus the cursor of the next.

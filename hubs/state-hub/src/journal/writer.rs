@@ -1,6 +1,7 @@
 //! The single journal writer: group commit under an advisory lock.
 
 use super::draft::Draft;
+use super::recent::Recent;
 use super::store::{self, EVENT_COLUMNS};
 use super::{NOTIFY_CHANNEL, WRITER_LOCK};
 use chrono::Utc;
@@ -10,6 +11,7 @@ use hub_core::http::problem::ApiError;
 use hub_core::journal::{self, Sealed};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_postgres::{Client, NoTls, Statement};
@@ -43,6 +45,9 @@ pub enum Appended {
     /// The key was seen with the same body; these are the original events.
     Replayed(Vec<Event>),
 }
+
+/// Events kept in memory for the newest pages (about 1 KiB each).
+const RECENT_EVENTS: usize = 2048;
 
 type AppendReply = oneshot::Sender<Result<Appended, ApiError>>;
 
@@ -89,6 +94,7 @@ enum Work {
 
 struct Statements {
     lock_head: Statement,
+    lock_expect: Statement,
     insert_events: Statement,
     idem_lookup: Statement,
     idem_insert: Statement,
@@ -102,8 +108,13 @@ pub struct Ctx {
     stmts: Statements,
     head_seq: i64,
     head_hash: [u8; 32],
+    /// The head above is the committed head (this writer committed it last), so the next batch
+    /// may take the one-round-trip fast path.
+    head_known: bool,
     now: chrono::DateTime<Utc>,
     appended: u64,
+    /// Events sealed in the open transaction, for the in-memory cache once it commits.
+    fresh: Vec<Arc<Event>>,
 }
 
 impl Ctx {
@@ -135,12 +146,13 @@ impl Ctx {
                     task_id: d.task_id,
                     decision_id: d.decision_id,
                     detail: d.detail,
-                    prev_hash: hex::encode(prev),
+                    prev_hash: journal::to_hex(&prev),
                     hash: String::new(),
                 };
                 let hash = journal::link(&prev, &Sealed::from(&e));
-                e.hash = hex::encode(hash);
+                e.hash = journal::to_hex(&hash);
                 rows.push(&e, prev, hash);
+                self.fresh.push(Arc::new(e.clone()));
                 self.head_seq = seq;
                 self.head_hash = hash;
                 self.appended += 1;
@@ -229,6 +241,8 @@ impl EventRows {
 #[derive(Clone)]
 struct WriterMetrics {
     batches: IntCounter,
+    fast_batches: IntCounter,
+    head_moved: IntCounter,
     events: IntCounter,
     failed_batches: IntCounter,
     batch_size: Histogram,
@@ -240,6 +254,14 @@ impl WriterMetrics {
     fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let m = Self {
             batches: IntCounter::new("journal_batches_total", "Writer transactions committed")?,
+            fast_batches: IntCounter::new(
+                "journal_fast_batches_total",
+                "Writer transactions committed in one pipelined round trip",
+            )?,
+            head_moved: IntCounter::new(
+                "journal_head_moved_total",
+                "Fast-path batches redone because another writer moved the head",
+            )?,
             events: IntCounter::new(
                 "journal_events_appended_total",
                 "Events appended to the journal",
@@ -267,6 +289,8 @@ impl WriterMetrics {
             )?,
         };
         registry.register(Box::new(m.batches.clone()))?;
+        registry.register(Box::new(m.fast_batches.clone()))?;
+        registry.register(Box::new(m.head_moved.clone()))?;
         registry.register(Box::new(m.events.clone()))?;
         registry.register(Box::new(m.failed_batches.clone()))?;
         registry.register(Box::new(m.batch_size.clone()))?;
@@ -279,6 +303,7 @@ impl WriterMetrics {
 /// The cloneable handle handlers use.
 #[derive(Clone)]
 pub struct Journal {
+    recent: Arc<Recent>,
     tx: mpsc::Sender<Work>,
     head: watch::Receiver<i64>,
     head_tx: std::sync::Arc<watch::Sender<i64>>,
@@ -309,7 +334,9 @@ impl Journal {
         let (head_tx, head) = watch::channel(0i64);
         let head_tx = std::sync::Arc::new(head_tx);
         let (stop_tx, stop_rx) = watch::channel(false);
+        let recent = Arc::new(Recent::new(RECENT_EVENTS));
         let writer = Writer {
+            recent: recent.clone(),
             pg,
             rx,
             ctx: None,
@@ -320,6 +347,7 @@ impl Journal {
         let task = tokio::spawn(writer.run(stop_rx));
         Ok((
             Journal {
+                recent,
                 tx,
                 head,
                 head_tx,
@@ -373,6 +401,11 @@ impl Journal {
         });
     }
 
+    /// The newest events, in memory.
+    pub fn recent(&self) -> &Recent {
+        &self.recent
+    }
+
     /// Whether the writer task is still taking writes.
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
@@ -385,6 +418,7 @@ impl Journal {
 }
 
 struct Writer {
+    recent: Arc<Recent>,
     pg: tokio_postgres::Config,
     rx: mpsc::Receiver<Work>,
     ctx: Option<Ctx>,
@@ -431,6 +465,9 @@ impl Writer {
         });
         let stmts = Statements {
             lock_head: client.prepare("SELECT head_seq, head_hash FROM journal_lock_head($1)").await?,
+            lock_expect: client
+                .prepare("SELECT journal_lock_expect($1, $2, $3)")
+                .await?,
             insert_events: client
                 .prepare(
                     "INSERT INTO events (seq, id, created_at, event_type, summary, author, workstream_id, \
@@ -463,8 +500,10 @@ impl Writer {
             stmts,
             head_seq: 0,
             head_hash: journal::GENESIS,
+            head_known: false,
             now: Utc::now(),
             appended: 0,
+            fresh: Vec::new(),
         })
     }
 
@@ -485,8 +524,30 @@ impl Writer {
         let Some(mut ctx) = self.ctx.take() else {
             return fail_all(batch, database_down);
         };
+        let batch = if ctx.head_known && batch.iter().all(is_unkeyed_append) {
+            match fast_append(&mut ctx, batch).await {
+                Ok(batch) => {
+                    self.metrics.head_moved.inc();
+                    batch
+                }
+                Err(outcome) => {
+                    if outcome.is_ok() {
+                        self.metrics.fast_batches.inc();
+                    }
+                    return self.settle(ctx, outcome, size, started).await;
+                }
+            }
+        } else {
+            batch
+        };
         let outcome = run_batch(&mut ctx, batch).await;
+        self.settle(ctx, outcome, size, started).await;
+    }
+
+    /// Answers every write of a batch and keeps the connection if it is still usable.
+    async fn settle(&mut self, mut ctx: Ctx, outcome: BatchOutcome, size: usize, started: Instant) {
         let healthy = !ctx.client.is_closed();
+        ctx.head_known = outcome.is_ok();
         match outcome {
             Ok(pending) => {
                 self.metrics.batches.inc();
@@ -496,6 +557,7 @@ impl Writer {
                     .commit_seconds
                     .observe(started.elapsed().as_secs_f64());
                 self.metrics.head.set(ctx.head_seq);
+                self.recent.extend(std::mem::take(&mut ctx.fresh));
                 let head = ctx.head_seq;
                 self.head_tx.send_if_modified(|h| {
                     if head > *h {
@@ -529,6 +591,93 @@ impl Writer {
         if healthy {
             self.ctx = Some(ctx);
         }
+    }
+}
+
+type BatchOutcome = Result<Vec<Pending>, (Vec<Pending>, tokio_postgres::Error)>;
+
+fn is_unkeyed_append(w: &Work) -> bool {
+    matches!(w, Work::Append(r, _) if r.idempotency.is_none())
+}
+
+/// The common case in one round trip: plain appends sealed against the head this writer
+/// committed last, sent as one pipelined flight (BEGIN, lock and check the head, INSERT, NOTIFY,
+/// COMMIT). If another writer moved the head meanwhile, the check fails, nothing is written, and
+/// the writes come back (`Ok`) for the slow path, which reads the head first.
+async fn fast_append(ctx: &mut Ctx, batch: Vec<Work>) -> Result<Vec<Work>, BatchOutcome> {
+    let (expect_seq, expect_hash) = (ctx.head_seq, ctx.head_hash);
+    ctx.appended = 0;
+    ctx.fresh.clear();
+    ctx.now = journal::db_precision(Utc::now());
+    let mut rows = EventRows::default();
+    let mut sealed: Vec<(String, Vec<Event>, AppendReply)> = Vec::with_capacity(batch.len());
+    for w in batch {
+        if let Work::Append(req, reply) = w {
+            let events = ctx.seal(&req.author, req.drafts, &mut rows);
+            sealed.push((req.author, events, reply));
+        }
+    }
+    let head = ctx.head_seq.to_string();
+    let expect = expect_hash.to_vec();
+    let lock: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+        [&WRITER_LOCK, &expect_seq, &expect];
+    let notify: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&NOTIFY_CHANNEL, &head];
+    let (begun, locked, inserted, notified, committed) = tokio::join!(
+        ctx.client.batch_execute("BEGIN"),
+        ctx.client.query_one(&ctx.stmts.lock_expect, &lock),
+        rows.insert(&ctx.client, &ctx.stmts.insert_events),
+        ctx.client.execute(&ctx.stmts.notify, &notify),
+        ctx.client.batch_execute("COMMIT")
+    );
+    // A COMMIT of a transaction that failed earlier answers ROLLBACK, not an error: the
+    // statements' own results say whether anything was written.
+    let written = begun
+        .and(locked.map(|_| ()))
+        .and(inserted)
+        .and(notified.map(|_| ()))
+        .and(committed);
+    let created = |sealed: Vec<(String, Vec<Event>, AppendReply)>| -> Vec<Pending> {
+        sealed
+            .into_iter()
+            .map(|(_, e, reply)| Pending::Append(reply, Ok(Appended::Created(e))))
+            .collect()
+    };
+    match written {
+        Ok(()) => Err(Ok(created(sealed))),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE) => {
+            ctx.head_seq = expect_seq;
+            ctx.head_hash = expect_hash;
+            ctx.appended = 0;
+            ctx.fresh.clear();
+            Ok(sealed
+                .into_iter()
+                .map(|(author, events, reply)| Work::Append(unseal(author, events), reply))
+                .collect())
+        }
+        Err(e) => Err(Err((created(sealed), e))),
+    }
+}
+
+/// Turns sealed events back into the request they came from, for a retry on the slow path.
+fn unseal(author: String, events: Vec<Event>) -> AppendRequest {
+    let drafts = events
+        .into_iter()
+        .filter_map(|e| {
+            Some(Draft {
+                event_type: hub_core::api::events::EventType::parse(&e.event_type).ok()?,
+                summary: e.summary,
+                detail: e.detail,
+                workstream_id: e.workstream_id,
+                workplan_id: e.workplan_id,
+                task_id: e.task_id,
+                decision_id: e.decision_id,
+            })
+        })
+        .collect();
+    AppendRequest {
+        author,
+        drafts,
+        idempotency: None,
     }
 }
 
@@ -573,6 +722,7 @@ async fn run_batch(
     let mut pending: Vec<Pending> = Vec::with_capacity(batch.len());
     let mut iter = batch.into_iter().peekable();
     ctx.appended = 0;
+    ctx.fresh.clear();
     ctx.now = journal::db_precision(Utc::now());
     // Pipelined: both statements leave in one round trip and run in order.
     let (begun, head) = tokio::join!(
@@ -625,7 +775,8 @@ async fn run_batch(
                     pending.extend(iter.map(unanswered));
                     return Err((pending, e));
                 }
-                let (seq, hash, appended) = (ctx.head_seq, ctx.head_hash, ctx.appended);
+                let (seq, hash, appended, fresh) =
+                    (ctx.head_seq, ctx.head_hash, ctx.appended, ctx.fresh.len());
                 let r = job.run(ctx).await;
                 let sql = if r.is_ok() {
                     "RELEASE SAVEPOINT job"
@@ -636,6 +787,7 @@ async fn run_batch(
                     ctx.head_seq = seq;
                     ctx.head_hash = hash;
                     ctx.appended = appended;
+                    ctx.fresh.truncate(fresh);
                 }
                 if let Err(e) = ctx.client.batch_execute(sql).await {
                     pending.push(Pending::Job(job, r));

@@ -349,3 +349,73 @@ async fn concurrent_writers_get_a_gapless_verifiable_chain() {
         "writes were grouped into fewer transactions ({batches})"
     );
 }
+
+#[tokio::test]
+async fn pages_from_memory_equal_pages_from_the_database() {
+    let app = TestApp::spawn().await;
+    let events: Vec<Value> = (0..120)
+        .map(|i| json!({"event_type": "load.tick", "summary": format!("m{i}"), "detail": {"i": i}}))
+        .collect();
+    app.post("/api/v1/events/batch", json!({"events": events}))
+        .await;
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let q = cursor
+            .as_ref()
+            .map(|c| format!("&after={c}"))
+            .unwrap_or_default();
+        // `since` far in the past filters nothing but forces the database path.
+        let memory: Value = app
+            .get(&format!("/api/v1/events?limit=25{q}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let database: Value = app
+            .get(&format!(
+                "/api/v1/events?limit=25&since=1970-01-01T00:00:00Z{q}"
+            ))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(memory, database, "page {pages}");
+        pages += 1;
+        match memory["next"].as_str() {
+            Some(n) => cursor = Some(n.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 5, "121 events in pages of 25");
+
+    // Events written by another replica show up at once on this one's newest page.
+    let replica = app.replica().await;
+    let r = app
+        .http
+        .post(format!("{}/api/v1/events", replica.base))
+        .bearer_auth(&app.token)
+        .json(&json!({"event_type": "note.added", "summary": "from the replica"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let page: Value = app
+            .get("/api/v1/events?limit=1")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if page["items"][0]["summary"] == "from the replica" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica's event never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    replica.shutdown.run().await;
+}

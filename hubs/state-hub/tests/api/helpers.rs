@@ -266,3 +266,31 @@ pub async fn problem(r: reqwest::Response, status: u16) -> Value {
         .starts_with("urn:hubplane:problem:"));
     v
 }
+
+/// A second state hub on the same database: a replica.
+pub struct Replica {
+    pub base: String,
+    pub shutdown: Arc<Shutdown>,
+    _dir: TempDir,
+}
+
+impl TestApp {
+    pub async fn replica(&self) -> Replica {
+        let dir = std::env::temp_dir().join(format!(
+            "state-hub-replica-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("admin.token"), &self.token).unwrap();
+        let cfg = config_for(&self.db, &dir, "");
+        let app = Application::build(cfg).await.expect("replica builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let shutdown = app.shutdown();
+        tokio::spawn(app.run_until_shutdown());
+        Replica {
+            base,
+            shutdown,
+            _dir: TempDir(dir),
+        }
+    }
+}
