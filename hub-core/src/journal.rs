@@ -130,19 +130,11 @@ pub fn canonical_value(out: &mut String, v: &Value) {
     }
 }
 
-/// The canonical text of an event.
-pub fn canonical(e: &Sealed<'_>) -> String {
-    let mut out = String::with_capacity(256);
-    let _ = write!(
-        out,
-        "{{\"seq\":{},\"id\":\"{}\",\"created_at\":",
-        e.seq,
-        e.id.hyphenated()
-    );
-    push_str(
-        &mut out,
-        &e.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-    );
+/// The part of the canonical text after `created_at`: everything a client sends plus the author.
+/// Hubs compute it where the request is handled, in parallel, so the single writer only adds the
+/// short prefix and hashes.
+pub fn canonical_tail(e: &Sealed<'_>) -> String {
+    let mut out = String::with_capacity(192);
     out.push_str(",\"event_type\":");
     push_str(&mut out, e.event_type);
     out.push_str(",\"summary\":");
@@ -163,11 +155,42 @@ pub fn canonical(e: &Sealed<'_>) -> String {
     out
 }
 
+fn canonical_prefix(seq: i64, id: uuid::Uuid, created_at: DateTime<Utc>) -> String {
+    let mut out = String::with_capacity(96);
+    let _ = write!(
+        out,
+        "{{\"seq\":{seq},\"id\":\"{}\",\"created_at\":",
+        id.hyphenated()
+    );
+    push_str(
+        &mut out,
+        &created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+    );
+    out
+}
+
+/// The canonical text of an event.
+pub fn canonical(e: &Sealed<'_>) -> String {
+    canonical_prefix(e.seq, e.id, e.created_at) + &canonical_tail(e)
+}
+
 /// `sha256(prev ‖ canonical(e))`.
 pub fn link(prev: &[u8; 32], e: &Sealed<'_>) -> [u8; 32] {
+    link_tail(prev, e.seq, e.id, e.created_at, &canonical_tail(e))
+}
+
+/// [`link`] from a precomputed [`canonical_tail`].
+pub fn link_tail(
+    prev: &[u8; 32],
+    seq: i64,
+    id: uuid::Uuid,
+    created_at: DateTime<Utc>,
+    tail: &str,
+) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev);
-    h.update(canonical(e).as_bytes());
+    h.update(canonical_prefix(seq, id, created_at).as_bytes());
+    h.update(tail.as_bytes());
     h.finalize().into()
 }
 

@@ -14,6 +14,7 @@ use hub_core::http::cursor;
 use hub_core::http::problem::{ApiError, FieldError};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -128,10 +129,15 @@ async fn append(
         return Err(ApiError::Validation(errors));
     }
     check_references(state, &drafts, &path).await?;
+    let author = principal.subject.to_string();
+    let mut drafts = drafts;
+    for d in &mut drafts {
+        d.prepare(&author);
+    }
     let outcome = state
         .journal
         .append(AppendRequest {
-            author: principal.subject.to_string(),
+            author,
             drafts,
             idempotency,
         })
@@ -142,7 +148,11 @@ async fn append(
     }
 }
 
-fn created(events: Vec<Event>, replayed: bool, single: bool) -> Result<HttpResponse, ApiError> {
+fn created(
+    events: Vec<Arc<Event>>,
+    replayed: bool,
+    single: bool,
+) -> Result<HttpResponse, ApiError> {
     let mut res = HttpResponse::Created();
     if replayed {
         res.insert_header((IDEMPOTENCY_REPLAYED, "true"));
@@ -153,9 +163,16 @@ fn created(events: Vec<Event>, replayed: bool, single: bool) -> Result<HttpRespo
             .next()
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("append returned no event")))?;
         res.insert_header((header::LOCATION, format!("/api/v1/events/{}", e.seq)));
-        Ok(res.json(e))
+        Ok(res.json(&*e))
     } else {
-        Ok(res.json(EventBatchResult { events }))
+        // The shape of `EventBatchResult`, serialized from the shared events without copying them.
+        #[derive(serde::Serialize)]
+        struct Batch<'a> {
+            events: Vec<&'a Event>,
+        }
+        Ok(res.json(Batch {
+            events: events.iter().map(|e| &**e).collect(),
+        }))
     }
 }
 

@@ -6,11 +6,6 @@ use state_hub::startup::{self, Application};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// mimalloc: less time in the allocator than glibc's on the hot paths, and freed memory goes
-/// back to the OS after load instead of staying in per-thread arenas.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "state-hub", version, about = "Hubplane state hub")]
 struct Cli {

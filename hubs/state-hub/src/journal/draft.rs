@@ -28,6 +28,8 @@ pub struct Draft {
     pub task_id: Option<Uuid>,
     /// Links.
     pub decision_id: Option<Uuid>,
+    /// The canonical tail for this author, computed off the writer (see [`Draft::prepare`]).
+    pub tail: Option<(String, String)>,
 }
 
 /// Normalizes what PostgreSQL's `jsonb` would change, so the hash sealed at write time matches the
@@ -59,6 +61,7 @@ impl Draft {
             workplan_id: None,
             task_id: None,
             decision_id: None,
+            tail: None,
         })
     }
 
@@ -121,6 +124,38 @@ impl Draft {
             workplan_id: e.workplan_id,
             task_id: e.task_id,
             decision_id: e.decision_id,
+            tail: None,
         })
+    }
+
+    /// Computes the canonical tail for `author` now, on the calling thread, so the journal
+    /// writer (which every write goes through) only hashes.
+    pub fn prepare(&mut self, author: &str) {
+        let tail = hub_core::journal::canonical_tail(&self.sealed_view(author));
+        self.tail = Some((author.to_owned(), tail));
+    }
+
+    /// The canonical tail for `author`, from [`prepare`](Self::prepare) when it matches.
+    pub fn tail_for(&self, author: &str) -> String {
+        match &self.tail {
+            Some((a, t)) if a == author => t.clone(),
+            _ => hub_core::journal::canonical_tail(&self.sealed_view(author)),
+        }
+    }
+
+    fn sealed_view<'a>(&'a self, author: &'a str) -> hub_core::journal::Sealed<'a> {
+        hub_core::journal::Sealed {
+            seq: 0,
+            id: Uuid::nil(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            event_type: self.event_type.as_str(),
+            summary: &self.summary,
+            author,
+            workstream_id: self.workstream_id,
+            workplan_id: self.workplan_id,
+            task_id: self.task_id,
+            decision_id: self.decision_id,
+            detail: &self.detail,
+        }
     }
 }

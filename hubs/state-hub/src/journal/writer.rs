@@ -8,7 +8,7 @@ use chrono::Utc;
 use futures_util::future::BoxFuture;
 use hub_core::api::events::Event;
 use hub_core::http::problem::ApiError;
-use hub_core::journal::{self, Sealed};
+use hub_core::journal;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,9 +41,9 @@ pub struct AppendRequest {
 #[derive(Debug)]
 pub enum Appended {
     /// New events were written.
-    Created(Vec<Event>),
+    Created(Vec<Arc<Event>>),
     /// The key was seen with the same body; these are the original events.
-    Replayed(Vec<Event>),
+    Replayed(Vec<Arc<Event>>),
 }
 
 /// Events kept in memory for the newest pages (about 1 KiB each).
@@ -128,15 +128,17 @@ impl Ctx {
         self.now
     }
 
-    fn seal(&mut self, author: &str, drafts: Vec<Draft>, rows: &mut EventRows) -> Vec<Event> {
+    fn seal(&mut self, author: &str, drafts: Vec<Draft>, rows: &mut EventRows) -> Vec<Arc<Event>> {
         drafts
             .into_iter()
             .map(|d| {
                 let seq = self.head_seq + 1;
                 let prev = self.head_hash;
-                let mut e = Event {
+                let id = Uuid::now_v7();
+                let hash = journal::link_tail(&prev, seq, id, self.now, &d.tail_for(author));
+                let e = Arc::new(Event {
                     seq,
-                    id: Uuid::now_v7(),
+                    id,
                     created_at: self.now,
                     event_type: d.event_type.as_str().to_owned(),
                     summary: d.summary,
@@ -147,12 +149,10 @@ impl Ctx {
                     decision_id: d.decision_id,
                     detail: d.detail,
                     prev_hash: journal::to_hex(&prev),
-                    hash: String::new(),
-                };
-                let hash = journal::link(&prev, &Sealed::from(&e));
-                e.hash = journal::to_hex(&hash);
-                rows.push(&e, prev, hash);
-                self.fresh.push(Arc::new(e.clone()));
+                    hash: journal::to_hex(&hash),
+                });
+                rows.push(e.clone(), prev, hash);
+                self.fresh.push(e.clone());
                 self.head_seq = seq;
                 self.head_hash = hash;
                 self.appended += 1;
@@ -166,7 +166,7 @@ impl Ctx {
         &mut self,
         author: &str,
         drafts: Vec<Draft>,
-    ) -> Result<Vec<Event>, ApiError> {
+    ) -> Result<Vec<Arc<Event>>, ApiError> {
         let mut rows = EventRows::default();
         let events = self.seal(author, drafts, &mut rows);
         rows.insert(&self.client, &self.stmts.insert_events).await?;
@@ -174,62 +174,56 @@ impl Ctx {
     }
 }
 
-/// Column arrays for one multi-row insert.
+/// Sealed events of one multi-row insert; the column arrays borrow from them at insert time.
 #[derive(Default)]
 struct EventRows {
-    seq: Vec<i64>,
-    id: Vec<Uuid>,
-    created_at: Vec<chrono::DateTime<Utc>>,
-    event_type: Vec<String>,
-    summary: Vec<String>,
-    author: Vec<String>,
-    workstream_id: Vec<Option<Uuid>>,
-    workplan_id: Vec<Option<Uuid>>,
-    task_id: Vec<Option<Uuid>>,
-    decision_id: Vec<Option<Uuid>>,
-    detail: Vec<serde_json::Value>,
-    prev_hash: Vec<Vec<u8>>,
-    hash: Vec<Vec<u8>>,
+    events: Vec<Arc<Event>>,
+    prev: Vec<[u8; 32]>,
+    hash: Vec<[u8; 32]>,
 }
 
 impl EventRows {
-    fn push(&mut self, e: &Event, prev: [u8; 32], hash: [u8; 32]) {
-        self.seq.push(e.seq);
-        self.id.push(e.id);
-        self.created_at.push(e.created_at);
-        self.event_type.push(e.event_type.clone());
-        self.summary.push(e.summary.clone());
-        self.author.push(e.author.clone());
-        self.workstream_id.push(e.workstream_id);
-        self.workplan_id.push(e.workplan_id);
-        self.task_id.push(e.task_id);
-        self.decision_id.push(e.decision_id);
-        self.detail.push(e.detail.clone());
-        self.prev_hash.push(prev.to_vec());
-        self.hash.push(hash.to_vec());
+    fn push(&mut self, e: Arc<Event>, prev: [u8; 32], hash: [u8; 32]) {
+        self.events.push(e);
+        self.prev.push(prev);
+        self.hash.push(hash);
     }
 
     async fn insert(&self, client: &Client, stmt: &Statement) -> Result<(), tokio_postgres::Error> {
-        if self.seq.is_empty() {
+        if self.events.is_empty() {
             return Ok(());
         }
+        let ev = &self.events;
+        let seq: Vec<i64> = ev.iter().map(|e| e.seq).collect();
+        let id: Vec<Uuid> = ev.iter().map(|e| e.id).collect();
+        let created_at: Vec<chrono::DateTime<Utc>> = ev.iter().map(|e| e.created_at).collect();
+        let event_type: Vec<&str> = ev.iter().map(|e| e.event_type.as_str()).collect();
+        let summary: Vec<&str> = ev.iter().map(|e| e.summary.as_str()).collect();
+        let author: Vec<&str> = ev.iter().map(|e| e.author.as_str()).collect();
+        let workstream_id: Vec<Option<Uuid>> = ev.iter().map(|e| e.workstream_id).collect();
+        let workplan_id: Vec<Option<Uuid>> = ev.iter().map(|e| e.workplan_id).collect();
+        let task_id: Vec<Option<Uuid>> = ev.iter().map(|e| e.task_id).collect();
+        let decision_id: Vec<Option<Uuid>> = ev.iter().map(|e| e.decision_id).collect();
+        let detail: Vec<&serde_json::Value> = ev.iter().map(|e| &e.detail).collect();
+        let prev: Vec<&[u8]> = self.prev.iter().map(|h| h.as_slice()).collect();
+        let hash: Vec<&[u8]> = self.hash.iter().map(|h| h.as_slice()).collect();
         client
             .execute(
                 stmt,
                 &[
-                    &self.seq,
-                    &self.id,
-                    &self.created_at,
-                    &self.event_type,
-                    &self.summary,
-                    &self.author,
-                    &self.workstream_id,
-                    &self.workplan_id,
-                    &self.task_id,
-                    &self.decision_id,
-                    &self.detail,
-                    &self.prev_hash,
-                    &self.hash,
+                    &seq,
+                    &id,
+                    &created_at,
+                    &event_type,
+                    &summary,
+                    &author,
+                    &workstream_id,
+                    &workplan_id,
+                    &task_id,
+                    &decision_id,
+                    &detail,
+                    &prev,
+                    &hash,
                 ],
             )
             .await
@@ -610,7 +604,7 @@ async fn fast_append(ctx: &mut Ctx, batch: Vec<Work>) -> Result<Vec<Work>, Batch
     ctx.fresh.clear();
     ctx.now = journal::db_precision(Utc::now());
     let mut rows = EventRows::default();
-    let mut sealed: Vec<(String, Vec<Event>, AppendReply)> = Vec::with_capacity(batch.len());
+    let mut sealed: Vec<(String, Vec<Arc<Event>>, AppendReply)> = Vec::with_capacity(batch.len());
     for w in batch {
         if let Work::Append(req, reply) = w {
             let events = ctx.seal(&req.author, req.drafts, &mut rows);
@@ -636,7 +630,7 @@ async fn fast_append(ctx: &mut Ctx, batch: Vec<Work>) -> Result<Vec<Work>, Batch
         .and(inserted)
         .and(notified.map(|_| ()))
         .and(committed);
-    let created = |sealed: Vec<(String, Vec<Event>, AppendReply)>| -> Vec<Pending> {
+    let created = |sealed: Vec<(String, Vec<Arc<Event>>, AppendReply)>| -> Vec<Pending> {
         sealed
             .into_iter()
             .map(|(_, e, reply)| Pending::Append(reply, Ok(Appended::Created(e))))
@@ -659,10 +653,11 @@ async fn fast_append(ctx: &mut Ctx, batch: Vec<Work>) -> Result<Vec<Work>, Batch
 }
 
 /// Turns sealed events back into the request they came from, for a retry on the slow path.
-fn unseal(author: String, events: Vec<Event>) -> AppendRequest {
+fn unseal(author: String, events: Vec<Arc<Event>>) -> AppendRequest {
     let drafts = events
         .into_iter()
         .filter_map(|e| {
+            let e = Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone());
             Some(Draft {
                 event_type: hub_core::api::events::EventType::parse(&e.event_type).ok()?,
                 summary: e.summary,
@@ -671,6 +666,7 @@ fn unseal(author: String, events: Vec<Event>) -> AppendRequest {
                 workplan_id: e.workplan_id,
                 task_id: e.task_id,
                 decision_id: e.decision_id,
+                tail: None,
             })
         })
         .collect();
@@ -937,7 +933,10 @@ async fn append_group(
         let r = match slot {
             Slot::Done(r) => r,
             Slot::ReplayDb(seqs) => Ok(Appended::Replayed(
-                seqs.iter().filter_map(|s| by_seq.get(s).cloned()).collect(),
+                seqs.iter()
+                    .filter_map(|s| by_seq.get(s).cloned())
+                    .map(Arc::new)
+                    .collect(),
             )),
             Slot::ReplayBatch(at) => match out.get(at) {
                 Some(Ok(Appended::Created(evs) | Appended::Replayed(evs))) => {
