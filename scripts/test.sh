@@ -72,15 +72,35 @@ if ! run_step "build" cargo build --workspace --all-targets --locked; then
     hp_die "build failed; not running the tests"
 fi
 
+# Rust test counts, parsed from the runner's summary, for the closing "N passed, M failed" line.
+rust_passed=0
+rust_failed=0
+test_log="$(mktemp)"
+
+# run_tests CMD...: runs a test command, shows and keeps its output for the counts.
+# shellcheck disable=SC2317 # invoked through run_step
+run_tests() {
+    local rc=0
+    "$@" 2>&1 | tee "${test_log}" || rc=$?
+    return "${rc}"
+}
+
 if ensure_cargo_nextest; then
-    # --no-tests=warn: an empty workspace (early on) is not a failure.
-    run_step "tests (nextest)" cargo nextest run --workspace --locked --no-fail-fast --no-tests=warn || true
-    # nextest does not run doc tests.
+    # nextest does not run doc tests; they run first so the closing summary is nextest's.
     run_step "doc tests" cargo test --workspace --locked --doc || true
+    run_step "tests (nextest)" run_tests cargo nextest run --workspace --locked --no-fail-fast --no-tests=fail || true
+    summary_line="$(grep -E '^ *Summary .* tests? run:' "${test_log}" | tail -n 1 || true)"
+    rust_passed="$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"${summary_line}")"
+    rust_failed="$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"${summary_line}")"
 else
     hp_warn "cargo-nextest unavailable; falling back to cargo test"
-    run_step "tests (cargo test)" cargo test --workspace --locked --no-fail-fast || true
+    run_step "tests (cargo test)" run_tests cargo test --workspace --locked --no-fail-fast || true
+    rust_passed="$(sed -nE 's/^test result: .* ([0-9]+) passed;.*/\1/p' "${test_log}" | awk '{ s += $1 } END { print s + 0 }')"
+    rust_failed="$(sed -nE 's/^test result: .* ([0-9]+) failed;.*/\1/p' "${test_log}" | awk '{ s += $1 } END { print s + 0 }')"
 fi
+rust_passed="${rust_passed:-0}"
+rust_failed="${rust_failed:-0}"
+rm -f "${test_log}"
 
 # Shell end-to-end suites.
 suite_dir="${HUBPLANE_REPO}/tests/suites"
@@ -138,6 +158,8 @@ if [[ ${#failed_suites[@]} -gt 0 ]]; then
     status=1
 fi
 if [[ ${#suites[@]} -gt 0 ]]; then
-    printf '%d passed, %d failed\n' "${passed}" "${failed}"
+    printf 'shell suites: %d passed, %d failed\n' "${passed}" "${failed}"
 fi
+# The closing line: every Rust test and shell suite.
+printf '%d passed, %d failed\n' "$((rust_passed + passed))" "$((rust_failed + failed))"
 exit "${status}"
