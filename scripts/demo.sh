@@ -422,6 +422,14 @@ seed_state_hub() {
         --detail '{"topic":"capabilities","by":"alice"}'
     hp_info "events: deploy.started, note.added x2, review.requested"
 
+    # A second person: escalated decisions are approved by someone other than their proposer.
+    REVIEWER_TOKEN_FILE="${DEMO_DIR}/reviewer.token"
+    ( umask 077; "${HUBCTL_BIN}" --output json tokens create --name "demo reviewer" --subject reviewer \
+        --kind human --role member | jq -er .token > "${REVIEWER_TOKEN_FILE}" ) \
+        || hp_die "could not create the reviewer token"
+    ESCALATED_DECISION="${d_caps}"
+    hp_info "reviewer token: $(rel "${REVIEWER_TOKEN_FILE}")"
+
     hp_step "hubctl audit verify"
     "${HUBCTL_BIN}" audit verify || hp_die "hubctl audit verify failed"
 }
@@ -445,9 +453,18 @@ print_banner() {
  log                $(rel "$(service_log state-hub)")
  database           ${STATE_DB_URL}
 
+ logins (API tokens; web login arrives with the identity milestone)
+   admin            ${TOKEN_FILE}
+   reviewer         ${REVIEWER_TOKEN_FILE}
+
  Try it:
    export HUBCTL_URL=${STATE_HUB_URL} HUBCTL_TOKEN_FILE=${TOKEN_FILE}
-   ${hubctl_rel} events tail
+   ${hubctl_rel} events tail                       # in a second terminal
+   ${hubctl_rel} decisions list --status escalated
+   ${hubctl_rel} decisions resolve ${ESCALATED_DECISION} --choice "One registration per service" --rationale "ok"
+       # refused: admin proposed it; approve as the reviewer:
+   HUBCTL_TOKEN_FILE=${REVIEWER_TOKEN_FILE} ${hubctl_rel} decisions resolve ${ESCALATED_DECISION} \\
+       --choice "One registration per service" --rationale "Separate failure domains"
    ${hubctl_rel} audit verify
 ================================================================================
 BANNER
