@@ -105,12 +105,7 @@ async fn escalated_decisions_need_a_second_human() {
         .json()
         .await
         .unwrap();
-    let types: Vec<&str> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event_type"].as_str().unwrap())
-        .collect();
+    let types = crate::helpers::event_types(&events);
     assert_eq!(
         types,
         vec![

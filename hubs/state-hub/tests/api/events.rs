@@ -337,13 +337,7 @@ async fn concurrent_writers_get_a_gapless_verifiable_chain() {
         .text()
         .await
         .unwrap();
-    let batches: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("journal_batches_total"))
-        .and_then(|l| l.split_whitespace().last())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let batches = crate::helpers::metric(&metrics, "journal_batches_total");
     assert!(
         batches < 301.0,
         "writes were grouped into fewer transactions ({batches})"

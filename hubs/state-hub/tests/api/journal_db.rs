@@ -1,4 +1,4 @@
-use crate::helpers::TestApp;
+use crate::helpers::{metric, TestApp};
 use serde_json::json;
 
 #[tokio::test]
@@ -142,12 +142,4 @@ async fn two_replicas_writing_at_once_keep_one_gapless_chain() {
         .unwrap();
     assert_eq!(r.status(), 200);
     replica.shutdown.run().await;
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }

@@ -118,12 +118,7 @@ async fn tasks_move_through_statuses_with_aliases_and_reasons() {
         .json()
         .await
         .unwrap();
-    let types: Vec<&str> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event_type"].as_str().unwrap())
-        .collect();
+    let types = crate::helpers::event_types(&events);
     assert_eq!(
         types,
         vec![

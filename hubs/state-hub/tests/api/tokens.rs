@@ -67,12 +67,7 @@ async fn tokens_are_shown_once_scoped_and_revocable() {
         .json()
         .await
         .unwrap();
-    let types: Vec<&str> = events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event_type"].as_str().unwrap())
-        .collect();
+    let types = crate::helpers::event_types(&events);
     assert_eq!(
         types,
         vec!["token.bootstrapped", "token.created", "token.revoked"]
