@@ -96,6 +96,7 @@ async fn notifies_systemd_pings_the_watchdog_and_stops_cleanly_on_sigterm() {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
+    let _drop = DropDatabase(name.clone());
     let mut url = url::Url::parse(&admin_url()).unwrap();
     url.set_path(&format!("/{name}"));
 
@@ -179,9 +180,31 @@ async fn notifies_systemd_pings_the_watchdog_and_stops_cleanly_on_sigterm() {
         seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
     assert!(seen.iter().any(|m| m.contains("STOPPING=1")), "{seen:?}");
-    admin
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap();
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Drops the test database even when an assertion failed.
+struct DropDatabase(String);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
 }
