@@ -1,6 +1,11 @@
 //! The `state-hub` binary as an operator runs it: config checks, systemd notification, signals.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+// The API suite's helpers: the fresh-database fixture is the same here.
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
+
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -80,25 +85,10 @@ fn the_example_config_is_valid_and_configtest_lists_every_problem() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn admin_url() -> String {
-    std::env::var("HUB_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
 #[tokio::test]
 async fn notifies_systemd_pings_the_watchdog_and_stops_cleanly_on_sigterm() {
-    let name = format!("state_hub_proc_{}", uuid::Uuid::new_v4().simple());
-    let (admin, conn) = tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let _drop = DropDatabase(name.clone());
-    let mut url = url::Url::parse(&admin_url()).unwrap();
-    url.set_path(&format!("/{name}"));
+    let db = helpers::TestDb::create().await;
+    let url = &db.url;
 
     let dir = temp_dir();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -181,30 +171,4 @@ async fn notifies_systemd_pings_the_watchdog_and_stops_cleanly_on_sigterm() {
     }
     assert!(seen.iter().any(|m| m.contains("STOPPING=1")), "{seen:?}");
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// Drops the test database even when an assertion failed.
-struct DropDatabase(String);
-
-impl Drop for DropDatabase {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                if let Ok((client, conn)) =
-                    tokio_postgres::connect(&admin_url(), tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(conn);
-                    let _ = client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
 }

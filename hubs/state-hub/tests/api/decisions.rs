@@ -100,11 +100,8 @@ async fn escalated_decisions_need_a_second_human() {
     assert!(p["detail"].as_str().unwrap().contains("supersede"));
 
     let events: Value = app
-        .get(&format!("/api/v1/events?decision_id={id}&order=asc"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/events?decision_id={id}&order=asc"))
+        .await;
     let types = crate::helpers::event_types(&events);
     assert_eq!(
         types,
@@ -132,12 +129,7 @@ async fn supersede_retires_a_decision_and_stale_etags_are_refused() {
         .await
         .unwrap();
     problem(r, 412).await;
-    let unchanged: Value = app
-        .get(&format!("/api/v1/decisions/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let unchanged: Value = app.get_json(&format!("/api/v1/decisions/{id}")).await;
     assert_eq!(unchanged["status"], "open");
 
     let r = app
@@ -146,12 +138,7 @@ async fn supersede_retires_a_decision_and_stale_etags_are_refused() {
     assert_eq!(r.status(), 201);
     let new: Value = r.json().await.unwrap();
     assert_eq!(new["supersedes"], d["id"]);
-    let old: Value = app
-        .get(&format!("/api/v1/decisions/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let old: Value = app.get_json(&format!("/api/v1/decisions/{id}")).await;
     assert_eq!(old["status"], "superseded");
     assert_eq!(old["superseded_by"], new["id"]);
 
@@ -200,23 +187,15 @@ async fn listing_filters_and_pages_decisions() {
         .await;
     let made: Value = made.json().await.unwrap();
     assert_eq!(made["status"], "resolved");
-    let page: Value = app
-        .get("/api/v1/decisions?status=open&limit=3")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/api/v1/decisions?status=open&limit=3").await;
     assert_eq!(page["items"].as_array().unwrap().len(), 3);
     assert_eq!(page["items"][0]["title"], "decision 4");
     let next = page["next"].as_str().unwrap();
     let page2: Value = app
-        .get(&format!(
+        .get_json(&format!(
             "/api/v1/decisions?status=open&limit=3&after={next}"
         ))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(page2["items"].as_array().unwrap().len(), 2);
     assert!(page2["next"].is_null());
     problem(app.get("/api/v1/decisions?status=maybe").await, 400).await;
@@ -266,12 +245,7 @@ async fn superseding_cannot_side_step_the_two_person_rule() {
     .await;
     assert!(p["detail"].as_str().unwrap().contains("someone else"));
     assert_eq!(app.event_count().await, before, "nothing was written");
-    let still: Value = app
-        .get(&format!("/api/v1/decisions/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let still: Value = app.get_json(&format!("/api/v1/decisions/{id}")).await;
     assert_eq!(still["status"], "escalated");
     assert_eq!(
         app.post_as(&bob, &format!("/api/v1/decisions/{id}/supersede"), bypass)

@@ -19,14 +19,11 @@ async fn post_get_list_and_filter_events() {
         "author comes from the token, not the body"
     );
     assert_eq!(loc, format!("/api/v1/events/{}", e["seq"]));
-    let by_seq: Value = app.get(&loc).await.json().await.unwrap();
+    let by_seq: Value = app.get_json(&loc).await;
     assert_eq!(by_seq, e);
     let by_id: Value = app
-        .get(&format!("/api/v1/events/{}", e["id"].as_str().unwrap()))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/events/{}", e["id"].as_str().unwrap()))
+        .await;
     assert_eq!(by_id, e);
 
     for i in 0..5 {
@@ -37,36 +34,20 @@ async fn post_get_list_and_filter_events() {
         .await;
     }
     let page: Value = app
-        .get("/api/v1/events?event_type=note.added&limit=2")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/events?event_type=note.added&limit=2")
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     assert_eq!(page["items"][0]["summary"], "note 4", "newest first");
     let next = page["next"].as_str().unwrap();
     let page2: Value = app
-        .get(&format!(
+        .get_json(&format!(
             "/api/v1/events?event_type=note.added&limit=2&after={next}"
         ))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(page2["items"][0]["summary"], "note 2");
-    let noun: Value = app
-        .get("/api/v1/events?noun=deploy")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let noun: Value = app.get_json("/api/v1/events?noun=deploy").await;
     assert_eq!(noun["items"].as_array().unwrap().len(), 1);
-    let asc: Value = app
-        .get("/api/v1/events?order=asc&limit=1")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let asc: Value = app.get_json("/api/v1/events?order=asc&limit=1").await;
     assert_eq!(asc["items"][0]["seq"], 1);
     assert_eq!(app.verify_chain().await, 7);
 }
@@ -328,15 +309,7 @@ async fn concurrent_writers_get_a_gapless_verifiable_chain() {
         assert_eq!(r.unwrap().status(), 201);
     }
     assert_eq!(app.verify_chain().await, 301);
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text(&app.base).await;
     let batches = crate::helpers::metric(&metrics, "journal_batches_total");
     assert!(
         batches < 301.0,
@@ -360,20 +333,12 @@ async fn pages_from_memory_equal_pages_from_the_database() {
             .map(|c| format!("&after={c}"))
             .unwrap_or_default();
         // `since` far in the past filters nothing but forces the database path.
-        let memory: Value = app
-            .get(&format!("/api/v1/events?limit=25{q}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let memory: Value = app.get_json(&format!("/api/v1/events?limit=25{q}")).await;
         let database: Value = app
-            .get(&format!(
+            .get_json(&format!(
                 "/api/v1/events?limit=25&since=1970-01-01T00:00:00Z{q}"
             ))
-            .await
-            .json()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(memory, database, "page {pages}");
         pages += 1;
         match memory["next"].as_str() {
@@ -396,12 +361,7 @@ async fn pages_from_memory_equal_pages_from_the_database() {
     assert_eq!(r.status(), 201);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let page: Value = app
-            .get("/api/v1/events?limit=1")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let page: Value = app.get_json("/api/v1/events?limit=1").await;
         if page["items"][0]["summary"] == "from the replica" {
             break;
         }

@@ -25,15 +25,7 @@ async fn health_and_metrics_answer_without_auth_with_security_headers() {
     assert_eq!(v["checks"]["migrations"], true);
 
     app.get("/api/v1/whoami").await;
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text(&app.base).await;
     assert!(text.contains("http_requests_total"), "{text}");
     assert!(
         text.contains("route=\"/api/v1/whoami\""),

@@ -160,6 +160,23 @@ impl TestApp {
             .unwrap()
     }
 
+    /// GET as the admin and parse the JSON body.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.get(path).await.json().await.unwrap()
+    }
+
+    /// The `/metrics` text of the hub at `base` (this one or a replica).
+    pub async fn metrics_text(&self, base: &str) -> String {
+        self.http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
         self.http
             .get(self.url(path))
@@ -213,7 +230,7 @@ impl TestApp {
                 None => "/api/v1/events?order=asc&limit=500".to_owned(),
             };
             let page: hub_core::api::Page<hub_core::api::events::Event> =
-                self.get(&path).await.json().await.unwrap();
+                self.get_json(&path).await;
             out.extend(page.items);
             match page.next {
                 Some(n) => after = Some(n),

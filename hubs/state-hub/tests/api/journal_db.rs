@@ -113,15 +113,7 @@ async fn two_replicas_writing_at_once_keep_one_gapless_chain() {
     assert_eq!(app.verify_chain().await, 201);
     let mut moved = 0.0;
     for base in [&app.base, &replica.base] {
-        let text = app
-            .http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics_text(base).await;
         moved += metric(&text, "journal_head_moved_total");
         assert!(
             metric(&text, "journal_fast_batches_total") > 0.0,

@@ -106,18 +106,12 @@ async fn tasks_move_through_statuses_with_aliases_and_reasons() {
         .unwrap();
     problem(r, 412).await;
     let list: Vec<Value> = app
-        .get("/api/v1/tasks?status=todo&needs_human=true")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/tasks?status=todo&needs_human=true")
+        .await;
     assert_eq!(list.len(), 1);
     let events: Value = app
-        .get(&format!("/api/v1/events?task_id={id}&order=asc"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/events?task_id={id}&order=asc"))
+        .await;
     let types = crate::helpers::event_types(&events);
     assert_eq!(
         types,
@@ -170,19 +164,9 @@ async fn escalated_decisions_block_linked_tasks_until_resolved() {
         json!({"reason": "security"}),
     )
     .await;
-    let t: Value = app
-        .get(&format!("/api/v1/tasks/{task}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let t: Value = app.get_json(&format!("/api/v1/tasks/{task}")).await;
     assert_eq!(t["blocked_by"], json!([did]));
-    let blocked: Vec<Value> = app
-        .get("/api/v1/tasks?blocked=true")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let blocked: Vec<Value> = app.get_json("/api/v1/tasks?blocked=true").await;
     assert_eq!(blocked.len(), 1);
     let p = problem(
         app.patch(

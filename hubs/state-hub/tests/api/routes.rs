@@ -64,7 +64,7 @@ async fn every_route_refuses_requests_without_a_valid_token() {
 #[tokio::test]
 async fn openapi_documents_every_route() {
     let app = TestApp::spawn().await;
-    let doc: serde_json::Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let doc: serde_json::Value = app.get_json("/api/v1/openapi.json").await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
     for r in state_hub::routes::table() {

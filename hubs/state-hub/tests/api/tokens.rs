@@ -9,7 +9,7 @@ async fn tokens_are_shown_once_scoped_and_revocable() {
     let created: Value = r.json().await.unwrap();
     let secret = created["token"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("hpt_"));
-    let list: Vec<Value> = app.get("/api/v1/tokens").await.json().await.unwrap();
+    let list: Vec<Value> = app.get_json("/api/v1/tokens").await;
     let listed = serde_json::to_string(&list).unwrap();
     assert!(!listed.contains(&secret[4..]), "the secret is never listed");
     let db = app.db.connect().await;
@@ -61,12 +61,7 @@ async fn tokens_are_shown_once_scoped_and_revocable() {
     assert_eq!(r.status(), 200);
     let p = problem(app.get_as(&secret, "/api/v1/events").await, 401).await;
     assert!(p["detail"].as_str().unwrap().contains("revoked"));
-    let events: Value = app
-        .get("/api/v1/events?noun=token&order=asc")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let events: Value = app.get_json("/api/v1/events?noun=token&order=asc").await;
     let types = crate::helpers::event_types(&events);
     assert_eq!(
         types,
