@@ -221,11 +221,11 @@ pub async fn head(client: &impl GenericClient) -> Result<ChainHead, ApiError> {
     Ok(match row {
         Some(r) => ChainHead {
             seq: r.try_get(0)?,
-            hash: hex::encode(r.try_get::<_, Vec<u8>>(1)?),
+            hash: hub_core::journal::to_hex(&r.try_get::<_, Vec<u8>>(1)?),
         },
         None => ChainHead {
             seq: 0,
-            hash: hex::encode(hub_core::journal::GENESIS),
+            hash: hub_core::journal::to_hex(&hub_core::journal::GENESIS),
         },
     })
 }

@@ -385,14 +385,7 @@ impl Journal {
 
     /// Records a sequence number committed elsewhere (another replica).
     pub fn observe_head(&self, seq: i64) {
-        self.head_tx.send_if_modified(|h| {
-            if seq > *h {
-                *h = seq;
-                true
-            } else {
-                false
-            }
-        });
+        advance(&self.head_tx, seq);
     }
 
     /// The newest events, in memory.
@@ -552,15 +545,7 @@ impl Writer {
                     .observe(started.elapsed().as_secs_f64());
                 self.metrics.head.set(ctx.head_seq);
                 self.recent.extend(std::mem::take(&mut ctx.fresh));
-                let head = ctx.head_seq;
-                self.head_tx.send_if_modified(|h| {
-                    if head > *h {
-                        *h = head;
-                        true
-                    } else {
-                        false
-                    }
-                });
+                advance(&self.head_tx, ctx.head_seq);
                 deliver(pending);
             }
             Err((pending, e)) => {
@@ -586,6 +571,17 @@ impl Writer {
             self.ctx = Some(ctx);
         }
     }
+}
+
+/// Moves the known head forward (never back: notifications and commits race).
+fn advance(head: &watch::Sender<i64>, seq: i64) {
+    head.send_if_modified(|h| {
+        let newer = seq > *h;
+        if newer {
+            *h = seq;
+        }
+        newer
+    });
 }
 
 type BatchOutcome = Result<Vec<Pending>, (Vec<Pending>, tokio_postgres::Error)>;
