@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod identity;
 pub mod journal;
 pub mod lifecycle;
 pub mod secret;
