@@ -190,6 +190,10 @@ pub struct ServerConfig {
     /// HTTP worker threads; defaults to the number of cores.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Reverse proxies (the ops-bridge) whose `X-Forwarded-For` is believed, as CIDRs. A
+    /// request from anywhere else is attributed to its peer address, whatever it claims.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServerConfig {

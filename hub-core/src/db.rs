@@ -98,12 +98,39 @@ pub async fn connect_dedicated(
     pg.connect(NoTls).await.map_err(DbError::Connect)
 }
 
-/// Applies `runner`'s migrations while holding the advisory lock `lock_key`, so hubs starting at
-/// the same moment apply them once. The lock lives on a dedicated session: if this process dies
-/// mid-way, PostgreSQL releases it with the connection.
+/// One folder of migrations and the history table that records it. hub-core's own tables
+/// (identity, sessions) are one set; each hub adds its own.
+pub struct MigrationSet {
+    /// History table name, e.g. `refinery_schema_history`.
+    pub table: &'static str,
+    /// The embedded migrations.
+    pub runner: refinery::Runner,
+}
+
+impl MigrationSet {
+    /// The newest version this set carries.
+    pub fn latest_version(&self) -> i64 {
+        latest_version(&self.runner)
+    }
+}
+
+/// hub-core's own migrations (`migrations/hub-core/`), recorded in `hub_core_schema_history`.
+pub fn core_migrations() -> MigrationSet {
+    mod embedded {
+        refinery::embed_migrations!("../migrations/hub-core");
+    }
+    MigrationSet {
+        table: "hub_core_schema_history",
+        runner: embedded::migrations::runner(),
+    }
+}
+
+/// Applies each set's migrations, in order, while holding the advisory lock `lock_key`, so hubs
+/// starting at the same moment apply them once. The lock lives on a dedicated session: if this
+/// process dies mid-way, PostgreSQL releases it with the connection.
 pub async fn migrate(
     pg: &tokio_postgres::Config,
-    runner: refinery::Runner,
+    sets: Vec<MigrationSet>,
     lock_key: i64,
 ) -> Result<Vec<String>, DbError> {
     let (mut client, conn) = connect_dedicated(pg).await?;
@@ -115,23 +142,33 @@ pub async fn migrate(
     client
         .execute("SELECT pg_advisory_lock($1)", &[&lock_key])
         .await?;
-    let report = runner
-        .set_abort_divergent(true)
-        .run_async(&mut client)
-        .await
-        .map_err(|e| DbError::Migrate(e.to_string()));
+    let mut applied = Vec::new();
+    let mut failure = None;
+    for set in sets {
+        let report = set
+            .runner
+            .set_abort_divergent(true)
+            .set_migration_table_name(set.table)
+            .run_async(&mut client)
+            .await;
+        match report {
+            Ok(r) => applied.extend(r.applied_migrations().iter().map(|m| m.to_string())),
+            Err(e) => {
+                failure = Some(DbError::Migrate(format!("{}: {e}", set.table)));
+                break;
+            }
+        }
+    }
     // Unlock explicitly; dropping the connection would release it too.
     let _ = client
         .execute("SELECT pg_advisory_unlock($1)", &[&lock_key])
         .await;
     drop(client);
     let _ = driver.await;
-    let applied = report?
-        .applied_migrations()
-        .iter()
-        .map(|m| m.to_string())
-        .collect();
-    Ok(applied)
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(applied),
+    }
 }
 
 /// The newest migration version a runner carries.
@@ -142,6 +179,24 @@ pub fn latest_version(runner: &refinery::Runner) -> i64 {
         .map(|m| i64::from(m.version()))
         .max()
         .unwrap_or(0)
+}
+
+/// The schema version a binary expects in one history table.
+#[derive(Debug, Clone)]
+pub struct ExpectedSchema {
+    /// History table.
+    pub table: &'static str,
+    /// Newest version.
+    pub version: i64,
+}
+
+impl From<&MigrationSet> for ExpectedSchema {
+    fn from(set: &MigrationSet) -> Self {
+        ExpectedSchema {
+            table: set.table,
+            version: set.latest_version(),
+        }
+    }
 }
 
 /// What `/readyz` found.
@@ -156,35 +211,42 @@ pub struct Readiness {
     pub problem: Option<String>,
 }
 
-/// Checks the database through the health pool and that the schema is at `expected_version`.
-pub async fn readiness(health: &Pool, expected_version: i64) -> Readiness {
+/// Checks the database through the health pool and that every schema is at its expected version.
+pub async fn readiness(health: &Pool, expected: &[ExpectedSchema]) -> Readiness {
     let client = match tokio::time::timeout(Duration::from_secs(2), health.get()).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return not_ready(false, format!("database unavailable: {e}")),
         Err(_) => return not_ready(false, "database connection timed out".to_owned()),
     };
-    let q = client.query_one(
-        "SELECT COALESCE(MAX(version), 0)::bigint FROM refinery_schema_history",
-        &[],
-    );
-    match tokio::time::timeout(Duration::from_secs(2), q).await {
-        Ok(Ok(row)) => {
-            let applied: i64 = row.get(0);
-            if applied == expected_version {
-                Readiness {
-                    database: true,
-                    migrations: true,
-                    problem: None,
+    for want in expected {
+        // The table name comes from the binary, never from input.
+        let sql = format!(
+            "SELECT COALESCE(MAX(version), 0)::bigint FROM {}",
+            want.table
+        );
+        match tokio::time::timeout(Duration::from_secs(2), client.query_one(&sql, &[])).await {
+            Ok(Ok(row)) => {
+                let applied: i64 = row.get(0);
+                if applied != want.version {
+                    return not_ready(
+                        true,
+                        format!(
+                            "{}: schema version {applied}, this binary expects {}",
+                            want.table, want.version
+                        ),
+                    );
                 }
-            } else {
-                not_ready(
-                    true,
-                    format!("schema version {applied}, this binary expects {expected_version}"),
-                )
             }
+            Ok(Err(e)) => {
+                return not_ready(true, format!("cannot read {}: {e}", want.table));
+            }
+            Err(_) => return not_ready(false, "database query timed out".to_owned()),
         }
-        Ok(Err(e)) => not_ready(true, format!("cannot read migration history: {e}")),
-        Err(_) => not_ready(false, "database query timed out".to_owned()),
+    }
+    Readiness {
+        database: true,
+        migrations: true,
+        problem: None,
     }
 }
 

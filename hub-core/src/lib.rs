@@ -15,3 +15,4 @@ pub mod lifecycle;
 pub mod secret;
 pub mod telemetry;
 pub mod text;
+pub mod web;

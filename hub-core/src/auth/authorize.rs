@@ -3,6 +3,7 @@
 use super::permission::Access;
 use super::principal::Principal;
 use crate::http::problem::ApiError;
+use crate::identity::csrf;
 use actix_web::body::EitherBody;
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::{web, HttpMessage, HttpRequest};
@@ -23,16 +24,27 @@ pub trait Authenticator: Send + Sync + 'static {
 /// The authenticator a hub registers as app data: `web::Data<DynAuthenticator>`.
 pub type DynAuthenticator = Arc<dyn Authenticator>;
 
+/// Who a route answers: programs (problem+json errors) or people in a browser (a redirect to the
+/// login page, HTML error pages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// JSON API.
+    Api,
+    /// Server-rendered page.
+    Page,
+}
+
 /// Middleware factory for one route's access rule.
 #[derive(Clone, Copy)]
 pub struct Authorize {
     access: Access,
+    surface: Surface,
 }
 
 impl Authorize {
-    /// Enforces `access`.
-    pub fn new(access: Access) -> Self {
-        Self { access }
+    /// Enforces `access`, answering failures in the way `surface` expects.
+    pub fn new(access: Access, surface: Surface) -> Self {
+        Self { access, surface }
     }
 }
 
@@ -51,6 +63,7 @@ where
         ready(Ok(AuthorizeMiddleware {
             service: Rc::new(service),
             access: self.access,
+            surface: self.surface,
         }))
     }
 }
@@ -59,6 +72,7 @@ where
 pub struct AuthorizeMiddleware<S> {
     service: Rc<S>,
     access: Access,
+    surface: Surface,
 }
 
 impl<S, B> Service<ServiceRequest> for AuthorizeMiddleware<S>
@@ -72,39 +86,83 @@ where
 
     forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
-        let access = self.access;
+        let (access, surface) = (self.access, self.surface);
         Box::pin(async move {
             if access == Access::Public {
-                return service
-                    .call(req)
-                    .await
-                    .map(ServiceResponse::map_into_left_body);
+                let res = service.call(req).await?;
+                return Ok(finish(res, surface));
             }
             let Some(auth) = req.app_data::<web::Data<DynAuthenticator>>().cloned() else {
                 let e = ApiError::internal(anyhow::anyhow!("no authenticator registered"));
                 return Ok(req.error_response(e).map_into_right_body());
             };
             let outcome = auth.authenticate(req.request()).await;
-            match outcome {
+            let refusal = match outcome {
                 Ok(principal) if principal.allows(access) => {
+                    if let Some(session) = &principal.session {
+                        if !csrf::is_safe(req.method()) {
+                            let expected = session.csrf_token().to_owned();
+                            if let Err(e) = csrf::verify(&mut req, &expected).await {
+                                tracing::warn!(subject = %principal.subject, path = req.path(), "CSRF check failed");
+                                return Ok(refuse(req, e, surface).map_into_right_body());
+                            }
+                        }
+                    }
                     req.extensions_mut().insert(principal);
-                    service
-                        .call(req)
-                        .await
-                        .map(ServiceResponse::map_into_left_body)
+                    let res = service.call(req).await?;
+                    return Ok(finish(res, surface));
                 }
                 Ok(principal) => {
                     tracing::info!(subject = %principal.subject, required = %access, "permission denied");
-                    let e = ApiError::Forbidden(format!(
+                    ApiError::Forbidden(format!(
                         "{} lacks the permission `{access}` this route requires",
                         principal.subject
-                    ));
-                    Ok(req.error_response(e).map_into_right_body())
+                    ))
                 }
-                Err(e) => Ok(req.error_response(e).map_into_right_body()),
-            }
+                Err(e) => e,
+            };
+            Ok(refuse(req, refusal, surface).map_into_right_body())
         })
+    }
+}
+
+/// A page handler's [`PageError`](crate::web::PageError) becomes the hub's HTML error page;
+/// everything else passes through.
+fn finish<B>(res: ServiceResponse<B>, surface: Surface) -> ServiceResponse<EitherBody<B>> {
+    if surface == Surface::Page {
+        let page_error = res
+            .response()
+            .error()
+            .and_then(|e| e.as_error::<crate::web::PageError>())
+            .map(|pe| crate::web::error_page(res.request(), &pe.0));
+        if let Some(html) = page_error {
+            return res.into_response(html).map_into_right_body();
+        }
+    }
+    res.map_into_left_body()
+}
+
+/// The response to a refused request: problem+json for the API; for pages, a redirect to the
+/// login page when nobody is logged in, else an HTML error page.
+fn refuse(req: ServiceRequest, e: ApiError, surface: Surface) -> ServiceResponse {
+    match (surface, &e) {
+        (Surface::Api, _) => req.error_response(e),
+        (Surface::Page, ApiError::Unauthorized(_)) => {
+            let next = match req.query_string() {
+                "" => req.path().to_owned(),
+                q => format!("{}?{q}", req.path()),
+            };
+            let to = format!("/auth/login?next={}", crate::web::encode_component(&next));
+            let resp = actix_web::HttpResponse::SeeOther()
+                .insert_header((actix_web::http::header::LOCATION, to))
+                .finish();
+            req.into_response(resp)
+        }
+        (Surface::Page, _) => {
+            let resp = crate::web::error_page(req.request(), &e);
+            req.into_response(resp)
+        }
     }
 }

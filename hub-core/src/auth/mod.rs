@@ -6,6 +6,6 @@ mod permission;
 mod principal;
 pub mod tokens;
 
-pub use authorize::{Authenticator, Authorize, DynAuthenticator};
+pub use authorize::{Authenticator, Authorize, DynAuthenticator, Surface};
 pub use permission::{Access, Permission, Role, Scope};
 pub use principal::{Principal, PrincipalKind, Subject};

@@ -23,11 +23,15 @@ pub enum Permission {
     AuditRead,
     /// Create, list and revoke API tokens.
     TokensManage,
+    /// Look up directory users and groups (assignee and approver pickers).
+    DirectoryRead,
+    /// See everyone's sessions and users, revoke sessions, view the role mapping.
+    SessionsManage,
 }
 
 impl Permission {
     /// Every permission, for exhaustive tests and docs.
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 10] = [
         Permission::EventsRead,
         Permission::EventsWrite,
         Permission::DecisionsRead,
@@ -36,6 +40,8 @@ impl Permission {
         Permission::PlansWrite,
         Permission::AuditRead,
         Permission::TokensManage,
+        Permission::DirectoryRead,
+        Permission::SessionsManage,
     ];
 
     /// The dotted name used in docs and errors, e.g. `events.write`.
@@ -49,6 +55,8 @@ impl Permission {
             Permission::PlansWrite => "plans.write",
             Permission::AuditRead => "audit.read",
             Permission::TokensManage => "tokens.manage",
+            Permission::DirectoryRead => "directory.read",
+            Permission::SessionsManage => "sessions.manage",
         }
     }
 }
@@ -129,8 +137,11 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Member => p != TokensManage,
-            Role::Viewer => matches!(p, EventsRead | DecisionsRead | PlansRead | AuditRead),
+            Role::Member => !matches!(p, TokensManage | SessionsManage),
+            Role::Viewer => matches!(
+                p,
+                EventsRead | DecisionsRead | PlansRead | AuditRead | DirectoryRead
+            ),
         }
     }
 }

@@ -96,6 +96,9 @@ pub struct Principal {
     pub scopes: BTreeSet<Scope>,
     /// The API token used, when token-authenticated.
     pub token_id: Option<uuid::Uuid>,
+    /// The browser session used, when cookie-authenticated; such requests need a CSRF token to
+    /// change anything.
+    pub session: Option<crate::identity::sessions::SessionRef>,
 }
 
 impl Principal {

@@ -116,6 +116,7 @@ impl TokenRecord {
             roles: self.roles.clone(),
             scopes: self.scopes.clone(),
             token_id: Some(self.id),
+            session: None,
         }
     }
 }

@@ -9,8 +9,8 @@ use actix_web::{web, HttpResponse};
 pub struct HealthState {
     /// Both pools; readiness uses only the health pool.
     pub pools: Pools,
-    /// Migration version the binary expects.
-    pub expected_schema: i64,
+    /// Migration versions the binary expects, one per history table.
+    pub expected_schema: Vec<db::ExpectedSchema>,
 }
 
 /// Liveness: answers while the process can serve HTTP at all.
@@ -22,7 +22,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness: the database answers through the health pool and the schema is current.
 pub async fn readyz(state: web::Data<HealthState>) -> HttpResponse {
-    let r = db::readiness(&state.pools.health, state.expected_schema).await;
+    let r = db::readiness(&state.pools.health, &state.expected_schema).await;
     if r.database && r.migrations {
         HttpResponse::Ok().json(serde_json::json!({"status": "ready", "checks": r}))
     } else {

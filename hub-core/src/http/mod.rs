@@ -8,6 +8,7 @@ pub mod headers;
 pub mod health;
 pub mod metrics;
 pub mod problem;
+pub mod ratelimit;
 pub mod routes;
 
 use actix_web::body::MessageBody;

@@ -54,6 +54,9 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A cookie-borne change without the session's CSRF token.
+    #[error("{0}")]
+    Csrf(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -90,6 +93,7 @@ impl ApiError {
             ApiError::Validation(_) => ("validation-failed", "Validation failed"),
             ApiError::Unauthorized(_) => ("unauthorized", "Authentication required"),
             ApiError::Forbidden(_) => ("forbidden", "Forbidden"),
+            ApiError::Csrf(_) => ("csrf-failed", "CSRF token missing or wrong"),
             ApiError::NotFound(_) => ("not-found", "Not found"),
             ApiError::Conflict(_) => ("conflict", "Conflict"),
             ApiError::InvalidTransition(_) => ("invalid-transition", "Invalid state transition"),
@@ -139,7 +143,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Csrf(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::InvalidTransition(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,

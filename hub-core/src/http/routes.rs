@@ -4,7 +4,7 @@
 //! [`Authorize`](crate::auth::Authorize) middleware for that route's [`Access`]. A route cannot be
 //! registered without saying who may call it, and a test walks each hub's table.
 
-use crate::auth::{Access, Authorize};
+use crate::auth::{Access, Authorize, Surface};
 use actix_web::http::Method;
 use actix_web::web;
 
@@ -16,6 +16,8 @@ pub struct Route {
     pub path: &'static str,
     /// Who may call it.
     pub access: Access,
+    /// API or page: decides how refusals are answered.
+    pub surface: Surface,
     /// Registers the handler (built by the [`route!`](crate::route) macro).
     pub register: fn(&mut web::ServiceConfig, Authorize),
 }
@@ -23,7 +25,7 @@ pub struct Route {
 impl Route {
     /// Mounts this route with its authorization middleware.
     pub fn mount(&self, cfg: &mut web::ServiceConfig) {
-        (self.register)(cfg, Authorize::new(self.access))
+        (self.register)(cfg, Authorize::new(self.access, self.surface))
     }
 }
 
@@ -34,14 +36,31 @@ pub fn mount_all(table: &[Route], cfg: &mut web::ServiceConfig) {
     }
 }
 
-/// Builds a [`Route`]: `route!(GET "/api/v1/events", Access::Permission(Permission::EventsRead), handler)`.
+/// Builds an API [`Route`]: `route!(GET "/api/v1/events", Access::Permission(Permission::EventsRead), handler)`.
 #[macro_export]
 macro_rules! route {
     ($method:ident $path:literal, $access:expr, $handler:path) => {
+        $crate::__route!($crate::auth::Surface::Api, $method $path, $access, $handler)
+    };
+}
+
+/// Builds a page [`Route`]; refusals redirect to the login page or render an HTML error.
+#[macro_export]
+macro_rules! page {
+    ($method:ident $path:literal, $access:expr, $handler:path) => {
+        $crate::__route!($crate::auth::Surface::Page, $method $path, $access, $handler)
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __route {
+    ($surface:expr, $method:ident $path:literal, $access:expr, $handler:path) => {
         $crate::http::routes::Route {
             method: ::actix_web::http::Method::$method,
             path: $path,
             access: $access,
+            surface: $surface,
             register: |cfg: &mut ::actix_web::web::ServiceConfig, auth: $crate::auth::Authorize| {
                 cfg.service(
                     ::actix_web::web::resource($path)

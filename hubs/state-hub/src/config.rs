@@ -2,12 +2,16 @@
 
 use hub_core::auth::Subject;
 use hub_core::config::{self, ConfigError, DatabaseConfig, LogConfig, Problems, ServerConfig};
+use hub_core::http::ratelimit::LimitConfig;
+use hub_core::identity::IdentityConfig;
 use hub_core::secret;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Top-level sections, for `HUB_*` overrides.
-pub const SECTIONS: &[&str] = &["dev_mode", "server", "database", "auth", "journal", "log"];
+pub const SECTIONS: &[&str] = &[
+    "dev_mode", "server", "database", "auth", "identity", "limits", "journal", "log",
+];
 
 /// The commented example config, printed by `state-hub default-config`.
 pub const EXAMPLE: &str = include_str!("../state-hub.example.toml");
@@ -80,6 +84,12 @@ pub struct StateHubConfig {
     /// Tokens.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// People: OIDC, LDAP, roles, sessions, break-glass.
+    #[serde(default)]
+    pub identity: IdentityConfig,
+    /// Rate limits.
+    #[serde(default)]
+    pub limits: LimitConfig,
     /// Writer tuning.
     #[serde(default)]
     pub journal: JournalConfig,
@@ -101,6 +111,8 @@ impl StateHubConfig {
         let mut p = Problems::default();
         self.server.validate(self.dev_mode, &mut p);
         self.database.validate(self.dev_mode, &mut p);
+        self.identity.validate(self.dev_mode, &mut p);
+        self.limits.validate(&mut p);
         if let Err(e) = Subject::parse(&self.auth.bootstrap_admin_subject) {
             p.push(format!("auth.bootstrap_admin_subject: {e}"));
         }

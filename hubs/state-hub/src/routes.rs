@@ -1,12 +1,27 @@
 //! The route table: every route of the state hub and the permission it needs.
 
-use crate::{decisions::handlers as decisions, events, openapi, plans::handlers as plans, tokens};
+use crate::{decisions::handlers as decisions, events, openapi, plans::handlers as plans, tokens, ui};
 use hub_core::auth::{Access, Permission::*};
 use hub_core::http::routes::Route;
-use hub_core::route;
+use hub_core::{page, route};
 
 /// Every API route. Health and metrics are mounted by hub-core as public.
 pub fn table() -> Vec<Route> {
+    let mut table = hub_core::identity::routes();
+    table.extend(pages());
+    table.extend(api());
+    table
+}
+
+/// The web UI.
+pub fn pages() -> Vec<Route> {
+    vec![
+        page!(GET "/", Access::Permission(EventsRead), ui::dashboard),
+    ]
+}
+
+/// The REST API.
+pub fn api() -> Vec<Route> {
     vec![
         route!(GET "/api/v1/openapi.json", Access::Authenticated, openapi::document),
         route!(GET "/api/v1/whoami", Access::Authenticated, tokens::whoami),

@@ -3,12 +3,19 @@
 use crate::config::StateHubConfig;
 use crate::journal::{self, Draft, Journal};
 use crate::state::AppState;
-use crate::{migrations, routes};
+use crate::ledger::JournalLedger;
+use crate::{migrations, routes, ui};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 use hub_core::auth::tokens::{self, Bootstrap, TokenAuthenticator};
 use hub_core::auth::DynAuthenticator;
+use hub_core::http::problem::ApiError;
+use hub_core::http::ratelimit::Limiters;
+use hub_core::identity::authenticator::HubAuthenticator;
+use hub_core::identity::directory::Directory;
+use hub_core::identity::oidc::OidcClient;
+use hub_core::identity::IdentityService;
 use hub_core::auth::Subject;
 use hub_core::db;
 use hub_core::http::{self, CoreData, HealthState, HttpMetrics};
@@ -28,7 +35,7 @@ pub struct Application {
 /// Applies migrations under the advisory lock; returns the versions applied now.
 pub async fn migrate(cfg: &StateHubConfig) -> anyhow::Result<Vec<String>> {
     let pg = db::pg_config(&cfg.database, "state-hub-migrate")?;
-    let applied = db::migrate(&pg, migrations::runner(), journal::MIGRATION_LOCK).await?;
+    let applied = db::migrate(&pg, migrations::sets(), journal::MIGRATION_LOCK).await?;
     Ok(applied)
 }
 
@@ -81,19 +88,34 @@ impl Application {
                 .context("bootstrapping the admin token")?;
         }
 
-        let authenticator = Arc::new(TokenAuthenticator::new(pools.requests.clone()));
+        let limiters = Arc::new(Limiters::new(&cfg.limits, &metrics.registry)?);
+        let tokens = Arc::new(TokenAuthenticator::new(pools.requests.clone()));
+        let identity = Arc::new(build_identity(&cfg, &journal, &pools, limiters.clone())?);
         let state = web::Data::new(AppState {
             pool: pools.requests.clone(),
             journal: journal.clone(),
-            tokens: authenticator.clone(),
+            tokens: tokens.clone(),
+            limiters: limiters.clone(),
             stopping: shutdown.stopping(),
         });
-        let dyn_auth: DynAuthenticator = authenticator;
+        let dyn_auth: DynAuthenticator = Arc::new(HubAuthenticator::new(
+            tokens,
+            pools.requests.clone(),
+            cfg.identity.sessions.clone(),
+            identity.cookie_name.clone(),
+            limiters,
+        ));
         let dyn_auth = web::Data::new(dyn_auth);
+        let pages = web::Data::new(ui::pages()?);
+        tokio::spawn(hub_core::identity::sync::run(
+            identity.clone(),
+            shutdown.stopping(),
+        ));
+        let identity = web::Data::from(identity);
         let core = CoreData {
             health: web::Data::new(HealthState {
                 pools: pools.clone(),
-                expected_schema: db::latest_version(&migrations::runner()),
+                expected_schema: migrations::sets().iter().map(Into::into).collect(),
             }),
             metrics: web::Data::new(metrics),
             body_limit: cfg.server.body_limit_bytes,
@@ -102,8 +124,15 @@ impl Application {
         let port = listener.local_addr()?.port();
         let mut server = HttpServer::new(move || {
             let (state, dyn_auth) = (state.clone(), dyn_auth.clone());
+            let (pages, identity) = (pages.clone(), identity.clone());
             http::app(&core, move |c| {
-                c.app_data(state).app_data(dyn_auth);
+                c.app_data(state)
+                    .app_data(dyn_auth)
+                    .app_data(pages)
+                    .app_data(identity)
+                    .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(
+                        |e, _| ApiError::BadRequest(format!("invalid form: {e}")).into(),
+                    ));
                 hub_core::http::routes::mount_all(&routes::table(), c);
             })
         })
@@ -230,4 +259,41 @@ async fn bootstrap_admin(
         Bootstrap::Created { .. } => tracing::info!("bootstrap admin token installed"),
     }
     Ok(())
+}
+
+/// The OIDC client, the directory and the identity service, from `[identity]`.
+fn build_identity(
+    cfg: &StateHubConfig,
+    journal: &Journal,
+    pools: &db::Pools,
+    limiters: Arc<Limiters>,
+) -> anyhow::Result<IdentityService> {
+    let oidc = match &cfg.identity.oidc {
+        Some(o) => {
+            let secret = o.client_secret().context("identity.oidc.client_secret_file")?;
+            Some(Arc::new(
+                OidcClient::new(o, secret).context("identity.oidc")?,
+            ))
+        }
+        None => None,
+    };
+    let directory = match &cfg.identity.ldap {
+        Some(l) => {
+            let password = l.bind_password().context("identity.ldap.bind_password_file")?;
+            Some(Arc::new(
+                Directory::new(l, password).context("identity.ldap")?,
+            ))
+        }
+        None => None,
+    };
+    Ok(IdentityService::new(
+        "state-hub",
+        cfg.identity.clone(),
+        oidc,
+        directory,
+        Arc::new(JournalLedger::new(journal.clone())),
+        pools.requests.clone(),
+        limiters,
+        cfg.server.trusted_proxies.clone(),
+    ))
 }

@@ -15,6 +15,8 @@ pub struct AppState {
     pub journal: Journal,
     /// Token verification (to clear its cache on revoke).
     pub tokens: Arc<TokenAuthenticator>,
+    /// Rate limits (token issuing).
+    pub limiters: Arc<hub_core::http::ratelimit::Limiters>,
     /// Turns true when shutdown begins, ending live streams.
     pub stopping: watch::Receiver<bool>,
 }

@@ -7,6 +7,7 @@ use hub_core::api::tokens::{CreatedToken, NewTokenRequest, TokenInfo, WhoAmI};
 use hub_core::auth::tokens::{self as store, NewToken, TokenRecord};
 use hub_core::auth::{Permission, Principal};
 use hub_core::http::problem::{ApiError, FieldError, Problem};
+use hub_core::http::ratelimit::Limit;
 use hub_core::text;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -40,6 +41,9 @@ pub async fn create(
     principal: Principal,
     body: web::Json<NewTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state
+        .limiters
+        .check(Limit::TokenIssue, principal.subject.as_str())?;
     let body = body.into_inner();
     let mut errors = Vec::new();
     let name = text::single_line("name", &body.name, 1, 100)

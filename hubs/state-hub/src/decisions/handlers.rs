@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-fn proposed_event(d: &Decision) -> Result<Draft, ApiError> {
+pub(crate) fn proposed_event(d: &Decision) -> Result<Draft, ApiError> {
     let (kind, verb) = if d.outcome.is_some() {
         ("decision.recorded", "Recorded")
     } else {

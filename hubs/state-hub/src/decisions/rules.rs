@@ -226,6 +226,7 @@ mod tests {
             roles: BTreeSet::from([Role::Member]),
             scopes: BTreeSet::new(),
             token_id: None,
+            session: None,
         }
     }
 

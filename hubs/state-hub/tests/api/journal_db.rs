@@ -62,21 +62,18 @@ async fn concurrent_migrations_apply_once() {
     let runs = (0..4).map(|_| state_hub::startup::migrate(&cfg));
     let results = futures_util::future::join_all(runs).await;
     let applied: usize = results.into_iter().map(|r| r.unwrap().len()).sum();
-    assert_eq!(
-        applied,
-        state_hub::migrations::runner().get_migrations().len(),
-        "each migration applied exactly once"
-    );
+    let sets = state_hub::migrations::sets();
+    let total: usize = sets.iter().map(|s| s.runner.get_migrations().len()).sum();
+    assert_eq!(applied, total, "each migration applied exactly once");
     let c = db.connect().await;
-    let n: i64 = c
-        .query_one("SELECT count(*) FROM refinery_schema_history", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(
-        n as usize,
-        state_hub::migrations::runner().get_migrations().len()
-    );
+    for set in &sets {
+        let n: i64 = c
+            .query_one(&format!("SELECT count(*) FROM {}", set.table), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n as usize, set.runner.get_migrations().len(), "{}", set.table);
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 
