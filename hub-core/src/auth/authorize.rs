@@ -154,7 +154,17 @@ fn refuse(req: ServiceRequest, e: ApiError, surface: Surface) -> ServiceResponse
                 "" => req.path().to_owned(),
                 q => format!("{}?{q}", req.path()),
             };
-            let to = format!("/auth/login?next={}", crate::web::encode_component(&next));
+            // A session cookie that no longer works means it ended; the login page says so
+            // (a fixed text: nothing from the request is echoed).
+            let had_session = req
+                .cookies()
+                .map(|cs| cs.iter().any(|c| c.name().ends_with("-session")))
+                .unwrap_or(false);
+            let to = format!(
+                "/auth/login?next={}{}",
+                crate::web::encode_component(&next),
+                if had_session { "&session=ended" } else { "" }
+            );
             let resp = actix_web::HttpResponse::SeeOther()
                 .insert_header((actix_web::http::header::LOCATION, to))
                 .finish();

@@ -12,22 +12,71 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-/// A list response.
+/// Active sessions.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct Items<T> {
-    /// The rows.
-    pub items: Vec<T>,
+pub struct SessionList {
+    /// Newest first.
+    pub items: Vec<SessionInfo>,
 }
 
-/// `GET /api/v1/sessions`: active sessions of everyone (admin).
+/// People who have logged in.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UserList {
+    /// By user name.
+    pub items: Vec<UserRecord>,
+}
+
+/// Directory users matching a prefix.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DirectoryUserList {
+    /// By user name.
+    pub items: Vec<DirectoryUserView>,
+}
+
+/// Directory groups.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DirectoryGroupList {
+    /// By name.
+    pub items: Vec<DirectoryGroupView>,
+}
+
+/// The role mapping in force.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RoleMappingDoc {
+    /// One row per role.
+    pub items: Vec<RoleMappingRow>,
+    /// The break-glass group, when break-glass login is on.
+    pub break_glass_group: Option<String>,
+}
+
+/// The identity API's part of a hub's OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list_sessions, revoke_session, list_users, role_mapping, search_users, list_groups),
+    components(schemas(
+        SessionList, SessionInfo, super::sessions::LoginMethod, UserList, UserRecord,
+        DirectoryUserList, DirectoryUserView, DirectoryGroupList, DirectoryGroupView,
+        RoleMappingDoc, RoleMappingRow
+    )),
+    tags((name = "identity", description = "Sessions, users, the directory and the role mapping"))
+)]
+pub struct IdentityApiDoc;
+
+/// Active sessions of everyone (admin).
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "identity",
+    responses((status = 200, body = SessionList)), security(("bearer" = [])))]
 pub async fn list_sessions(id: web::Data<IdentityService>) -> Result<HttpResponse, ApiError> {
     let client = id.pool.get().await?;
     let items: Vec<SessionInfo> = sessions::list_active(&**client, None, 1000).await?;
-    Ok(HttpResponse::Ok().json(Items { items }))
+    Ok(HttpResponse::Ok().json(SessionList { items }))
 }
 
-/// `DELETE /api/v1/sessions/{id}`: ends someone's session (admin). Takes effect on their next
-/// request.
+/// End someone's session (admin); it takes effect on their next request.
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "identity",
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 204), (status = 404, body = crate::http::problem::Problem),
+              (status = 409, body = crate::http::problem::Problem)),
+    security(("bearer" = [])))]
 pub async fn revoke_session(
     id: web::Data<IdentityService>,
     principal: Principal,
@@ -69,11 +118,13 @@ pub async fn revoke_session(
     }
 }
 
-/// `GET /api/v1/users`: everyone who has logged in (admin).
+/// Everyone who has logged in (admin).
+#[utoipa::path(get, path = "/api/v1/users", tag = "identity",
+    responses((status = 200, body = UserList)), security(("bearer" = [])))]
 pub async fn list_users(id: web::Data<IdentityService>) -> Result<HttpResponse, ApiError> {
     let client = id.pool.get().await?;
     let items: Vec<UserRecord> = users::list(&**client, 5000).await?;
-    Ok(HttpResponse::Ok().json(Items { items }))
+    Ok(HttpResponse::Ok().json(UserList { items }))
 }
 
 /// One role mapping row.
@@ -85,7 +136,9 @@ pub struct RoleMappingRow {
     pub groups: Vec<String>,
 }
 
-/// `GET /api/v1/role-mapping`: which groups grant which role (from the config file).
+/// Which groups grant which role (from the config file).
+#[utoipa::path(get, path = "/api/v1/role-mapping", tag = "identity",
+    responses((status = 200, body = RoleMappingDoc)), security(("bearer" = [])))]
 pub async fn role_mapping(id: web::Data<IdentityService>) -> HttpResponse {
     let items: Vec<RoleMappingRow> = id
         .cfg
@@ -97,15 +150,16 @@ pub async fn role_mapping(id: web::Data<IdentityService>) -> HttpResponse {
             groups: g.to_vec(),
         })
         .collect();
-    HttpResponse::Ok().json(json!({
-        "items": items,
-        "break_glass_group": id.cfg.break_glass.group,
-    }))
+    HttpResponse::Ok().json(RoleMappingDoc {
+        items,
+        break_glass_group: id.cfg.break_glass.group.clone(),
+    })
 }
 
 /// `?prefix=&limit=` for user look-ups.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UserSearch {
     /// Start of a user name, display name or email.
     #[serde(default)]
@@ -139,7 +193,10 @@ fn unavailable(e: super::directory::DirectoryError) -> ApiError {
     ApiError::Unavailable(format!("the directory cannot answer: {e}"))
 }
 
-/// `GET /api/v1/directory/users`: directory users by prefix (pickers).
+/// Directory users by prefix (assignee and approver pickers).
+#[utoipa::path(get, path = "/api/v1/directory/users", tag = "identity", params(UserSearch),
+    responses((status = 200, body = DirectoryUserList), (status = 503, body = crate::http::problem::Problem)),
+    security(("bearer" = [])))]
 pub async fn search_users(
     id: web::Data<IdentityService>,
     q: web::Query<UserSearch>,
@@ -161,7 +218,7 @@ pub async fn search_users(
             groups: u.groups,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(Items { items }))
+    Ok(HttpResponse::Ok().json(DirectoryUserList { items }))
 }
 
 /// A directory group.
@@ -173,7 +230,10 @@ pub struct DirectoryGroupView {
     pub members: Vec<String>,
 }
 
-/// `GET /api/v1/directory/groups`: directory groups and their members.
+/// Directory groups and their members.
+#[utoipa::path(get, path = "/api/v1/directory/groups", tag = "identity",
+    responses((status = 200, body = DirectoryGroupList), (status = 503, body = crate::http::problem::Problem)),
+    security(("bearer" = [])))]
 pub async fn list_groups(id: web::Data<IdentityService>) -> Result<HttpResponse, ApiError> {
     let groups = directory(&id)?.list_groups().await.map_err(unavailable)?;
     let items: Vec<DirectoryGroupView> = groups
@@ -183,5 +243,5 @@ pub async fn list_groups(id: web::Data<IdentityService>) -> Result<HttpResponse,
             members: g.members,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(Items { items }))
+    Ok(HttpResponse::Ok().json(DirectoryGroupList { items }))
 }

@@ -51,13 +51,13 @@ pub async fn login(
 ) -> PageResult {
     let next = safe_next(q.next.as_deref());
     let error = match (q.session.as_deref(), id.oidc.is_some()) {
+        (Some("ended"), _) => {
+            Some("Your session has ended (time-out or logout). Log in again.".to_owned())
+        }
         (_, false) => Some(
             "Web login is not configured on this hub ([identity.oidc] is missing); use an API token."
                 .to_owned(),
         ),
-        (Some("ended"), true) => {
-            Some("Your session has ended (time-out or logout). Log in again.".to_owned())
-        }
         _ => None,
     };
     login_page(&pages, &id, StatusCode::OK, &next, error, false)

@@ -58,5 +58,7 @@ pub struct ApiDoc;
 
 /// `GET /api/v1/openapi.json`.
 pub async fn document() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    let mut doc = ApiDoc::openapi();
+    doc.merge(hub_core::identity::admin::IdentityApiDoc::openapi());
+    HttpResponse::Ok().json(doc)
 }

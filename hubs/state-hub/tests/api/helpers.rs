@@ -330,3 +330,117 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// A logged-in browser: a session created directly in the database (the OIDC flow itself is
+/// tested in `login.rs` against the real stand-ins), sent as the session cookie. Redirects are
+/// not followed, so tests see them.
+pub struct Browser {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub cookie: String,
+    pub csrf: String,
+    pub username: String,
+    pub session_id: uuid::Uuid,
+    pub user_id: uuid::Uuid,
+}
+
+pub const SESSION_COOKIE: &str = "__Host-state-hub-session";
+
+impl TestApp {
+    /// Logs `username` in as if through SSO, with directory `groups` (roles via the default
+    /// mapping: hub_admins, hub_members, hub_viewers).
+    pub async fn browser_as(&self, username: &str, groups: &[&str]) -> Browser {
+        use hub_core::identity::{roles::RoleMapping, sessions, users};
+        let db = self.db.connect().await;
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        let roles = RoleMapping::default().roles_for(&groups);
+        let who = users::LoginIdentity {
+            issuer: "https://sso.test".into(),
+            subject: format!("sub-{username}"),
+            username: hub_core::auth::Subject::parse(username).unwrap(),
+            display_name: Some(format!("{username} Example")),
+            email: Some(format!("{username}@example.com")),
+            groups,
+        };
+        let rec = users::record_login(&db, &who, &roles).await.unwrap();
+        let (session_id, secret) = sessions::create(
+            &db,
+            &sessions::NewSession {
+                user_id: rec.user.id,
+                method: sessions::LoginMethod::Oidc,
+                client_ip: Some("127.0.0.1"),
+                user_agent: Some("test"),
+            },
+            &sessions::SessionConfig::default(),
+        )
+        .await
+        .unwrap();
+        let secret = secrecy::ExposeSecret::expose_secret(&secret).to_owned();
+        Browser {
+            base: self.base.clone(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: format!("{SESSION_COOKIE}={secret}"),
+            csrf: sessions::csrf_for(&secret),
+            username: username.to_owned(),
+            session_id,
+            user_id: rec.user.id,
+        }
+    }
+}
+
+impl Browser {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+    /// GET and return the HTML, asserting 200.
+    pub async fn page(&self, path: &str) -> String {
+        let res = self.get(path).await;
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+    /// POSTs a form with this session's CSRF token added.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        all.push(("csrf_token", &self.csrf));
+        self.post_form_raw(path, &all).await
+    }
+    /// POSTs a form exactly as given (no CSRF token added).
+    pub async fn post_form_raw(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("cookie", &self.cookie)
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+    /// Sends a JSON request with the session cookie and the X-CSRF-Token header.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        self.http
+            .request(method, self.url(path))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}

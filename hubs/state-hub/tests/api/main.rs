@@ -10,5 +10,6 @@ mod journal_db;
 mod lifecycle;
 mod plans;
 mod routes;
+mod sessions;
 mod stream;
 mod tokens;

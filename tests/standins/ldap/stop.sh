@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+#
+# Stops the slapd that start.sh started under DIR (by DIR/slapd.pid):
+#
+#   stop.sh --dir DIR
+#
+# Exits 0 when nothing runs there (any more). Leaves DIR's files in place.
+set -euo pipefail
+
+LDAP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+# shellcheck source=../../../scripts/lib/common.sh
+source "${LDAP_DIR}/../../../scripts/lib/common.sh"
+
+dir=""
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --dir) dir="${2:-}"; shift 2 || true ;;
+        *) printf 'usage: %s --dir DIR\n' "$(basename "$0")" >&2; exit 2 ;;
+    esac
+done
+[[ -n "${dir}" ]] || { printf 'usage: %s --dir DIR\n' "$(basename "$0")" >&2; exit 2; }
+
+pid_file="${dir}/slapd.pid"
+[[ -f "${pid_file}" ]] || exit 0
+dir="$(cd "${dir}" && pwd -P)"
+pid="$(cat "${pid_file}")"
+[[ "${pid}" =~ ^[0-9]+$ ]] || hp_die "not a pid in ${pid_file}: ${pid}"
+
+# Only a slapd started from this directory's configuration is ours to stop.
+if kill -0 "${pid}" 2>/dev/null \
+    && tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -qF -- "${dir%/}/slapd.conf"; then
+    kill -TERM "${pid}" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "${pid}" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "${pid}" 2>/dev/null; then
+        hp_warn "slapd (pid ${pid}) did not stop within 5 s; killing it"
+        kill -KILL "${pid}" 2>/dev/null || true
+    fi
+fi
+rm -f -- "${pid_file}"
