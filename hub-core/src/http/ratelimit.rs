@@ -186,7 +186,10 @@ impl Limiters {
                 // Tracking yet more keys would let a flood of addresses exhaust memory, so the
                 // limiter stops judging until old keys age out: counted, so it is seen.
                 self.fail_open.with_label_values(&[limit.as_str()]).inc();
-                tracing::warn!(limit = limit.as_str(), "rate limiter full: letting requests through unchecked");
+                tracing::warn!(
+                    limit = limit.as_str(),
+                    "rate limiter full: letting requests through unchecked"
+                );
                 return Ok(());
             }
         }

@@ -5,8 +5,8 @@
 use crate::http::problem::ApiError;
 use actix_web::dev::{Payload, ServiceRequest};
 use actix_web::http::{header, Method};
-use actix_web::HttpMessage;
 use actix_web::web::BytesMut;
+use actix_web::HttpMessage;
 use futures_util::StreamExt;
 use subtle::ConstantTimeEq;
 
@@ -55,7 +55,8 @@ pub async fn verify(req: &mut ServiceRequest, expected: &str) -> Result<(), ApiE
     let mut payload = req.take_payload();
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the form: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the form: {e}")))?;
         if body.len() + chunk.len() > FORM_LIMIT {
             return Err(ApiError::PayloadTooLarge(FORM_LIMIT));
         }
@@ -98,7 +99,10 @@ mod tests {
         let mut req = TestRequest::post()
             .insert_header((HEADER, "abd"))
             .to_srv_request();
-        assert!(matches!(verify(&mut req, "abc").await, Err(ApiError::Csrf(_))));
+        assert!(matches!(
+            verify(&mut req, "abc").await,
+            Err(ApiError::Csrf(_))
+        ));
 
         let mut req = TestRequest::post()
             .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
@@ -116,12 +120,18 @@ mod tests {
             .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
             .set_payload("title=x")
             .to_srv_request();
-        assert!(matches!(verify(&mut req, "abc").await, Err(ApiError::Csrf(_))));
+        assert!(matches!(
+            verify(&mut req, "abc").await,
+            Err(ApiError::Csrf(_))
+        ));
 
         let mut req = TestRequest::post()
             .insert_header((header::CONTENT_TYPE, "application/json"))
             .set_payload("{}")
             .to_srv_request();
-        assert!(matches!(verify(&mut req, "abc").await, Err(ApiError::Csrf(_))));
+        assert!(matches!(
+            verify(&mut req, "abc").await,
+            Err(ApiError::Csrf(_))
+        ));
     }
 }

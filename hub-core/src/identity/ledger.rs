@@ -73,7 +73,9 @@ pub type DynLedger = Arc<dyn Ledger>;
 pub async fn record<T, F>(ledger: &dyn Ledger, actor: &str, change: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: for<'a> FnOnce(&'a tokio_postgres::Client) -> BoxFuture<'a, Result<(T, Vec<AuditEvent>), ApiError>>
+    F: for<'a> FnOnce(
+            &'a tokio_postgres::Client,
+        ) -> BoxFuture<'a, Result<(T, Vec<AuditEvent>), ApiError>>
         + Send
         + 'static,
 {
@@ -85,8 +87,6 @@ where
     });
     let out = ledger.run(actor.to_owned(), erased).await?;
     out.downcast::<T>().map(|b| *b).map_err(|_| {
-        ApiError::internal(anyhow::anyhow!(
-            "ledger returned a value of the wrong type"
-        ))
+        ApiError::internal(anyhow::anyhow!("ledger returned a value of the wrong type"))
     })
 }

@@ -81,7 +81,14 @@ pub async fn start(
         return Err(ApiError::NotFound("web login is not configured on this hub".into()).into());
     };
     if let Err(e) = id.limiters.check(Limit::LoginPerIp, &id.client_ip(&req)) {
-        return login_page(&pages, &id, StatusCode::TOO_MANY_REQUESTS, &next, Some(e.to_string()), false);
+        return login_page(
+            &pages,
+            &id,
+            StatusCode::TOO_MANY_REQUESTS,
+            &next,
+            Some(e.to_string()),
+            false,
+        );
     }
     let auth = match oidc.begin().await {
         Ok(a) => a,
@@ -201,7 +208,15 @@ pub async fn callback(
         email: who.email,
         groups: who.groups,
     };
-    finish_login(&req, &pages, &id, identity, LoginMethod::Oidc, &flow.next_path).await
+    finish_login(
+        &req,
+        &pages,
+        &id,
+        identity,
+        LoginMethod::Oidc,
+        &flow.next_path,
+    )
+    .await
 }
 
 /// Records the login (user, session, events) in one ledger transaction and answers with the
@@ -220,9 +235,9 @@ async fn finish_login(
         let detail = json!({"username": username, "issuer": who.issuer, "groups": who.groups, "method": method.as_str()});
         let summary = format!("{username} was refused: in no group that grants a role");
         record(&*id.ledger, &username, move |_| {
-            Box::pin(async move {
-                Ok(((), vec![AuditEvent::new("login.denied", summary, detail)]))
-            })
+            Box::pin(
+                async move { Ok(((), vec![AuditEvent::new("login.denied", summary, detail)])) },
+            )
         })
         .await?;
         let mut ctx = pages.context(None);
@@ -346,7 +361,9 @@ pub async fn break_glass_form(
     q: web::Query<NextQuery>,
 ) -> PageResult {
     if !id.break_glass_enabled() {
-        return Err(ApiError::NotFound("break-glass login is not configured on this hub".into()).into());
+        return Err(
+            ApiError::NotFound("break-glass login is not configured on this hub".into()).into(),
+        );
     }
     let next = safe_next(q.next.as_deref());
     let client = id.pool.get().await.map_err(ApiError::from)?;
@@ -382,7 +399,9 @@ pub async fn break_glass(
         id.oidc.clone(),
         id.cfg.break_glass.group.clone(),
     ) else {
-        return Err(ApiError::NotFound("break-glass login is not configured on this hub".into()).into());
+        return Err(
+            ApiError::NotFound("break-glass login is not configured on this hub".into()).into(),
+        );
     };
     let form = form.into_inner();
     let username = form.username.trim().to_lowercase();
@@ -407,7 +426,10 @@ pub async fn break_glass(
         return again(StatusCode::TOO_MANY_REQUESTS, e.to_string());
     }
     let Some(flow_cookie) = req.cookie(&id.flow_cookie_name) else {
-        return again(StatusCode::FORBIDDEN, "The form expired; open the break-glass page again.".into());
+        return again(
+            StatusCode::FORBIDDEN,
+            "The form expired; open the break-glass page again.".into(),
+        );
     };
     let expected = flows::form_token(flow_cookie.value());
     let client = id.pool.get().await.map_err(ApiError::from)?;
@@ -437,7 +459,10 @@ pub async fn break_glass(
         Ok(Some(u)) => u,
         Ok(None) => {
             tracing::warn!(user = %username, client_ip = %ip, "break-glass bind refused");
-            return again(StatusCode::UNAUTHORIZED, "Wrong user name or password.".into());
+            return again(
+                StatusCode::UNAUTHORIZED,
+                "Wrong user name or password.".into(),
+            );
         }
         Err(e) => {
             tracing::warn!(error = %e, "break-glass: directory unavailable");
@@ -452,9 +477,9 @@ pub async fn break_glass(
         let detail = json!({"username": username, "method": "break_glass", "reason": "not in the break-glass group"});
         let summary = format!("{username} was refused break-glass login: not in group {group}");
         record(&*id.ledger, &username, move |_| {
-            Box::pin(async move {
-                Ok(((), vec![AuditEvent::new("login.denied", summary, detail)]))
-            })
+            Box::pin(
+                async move { Ok(((), vec![AuditEvent::new("login.denied", summary, detail)])) },
+            )
         })
         .await?;
         return again(
@@ -463,11 +488,14 @@ pub async fn break_glass(
         );
     }
     let Ok(subject) = Subject::parse(&user.uid.to_lowercase()) else {
-        return again(StatusCode::FORBIDDEN, "This directory user name cannot be used here.".into());
+        return again(
+            StatusCode::FORBIDDEN,
+            "This directory user name cannot be used here.".into(),
+        );
     };
-    let issuer = id
-        .ldap_issuer()
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("break-glass without [identity.ldap]")))?;
+    let issuer = id.ldap_issuer().ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!("break-glass without [identity.ldap]"))
+    })?;
     let who = LoginIdentity {
         issuer,
         subject: user.entry_uuid.clone().unwrap_or_else(|| user.dn.clone()),
@@ -522,8 +550,8 @@ pub async fn logout_everywhere(
     let actor = principal.subject.to_string();
     let n = record(&*id.ledger, &actor.clone(), move |client| {
         Box::pin(async move {
-            let n = sessions::revoke_all_for_user(client, session.user_id, "logout everywhere")
-                .await?;
+            let n =
+                sessions::revoke_all_for_user(client, session.user_id, "logout everywhere").await?;
             Ok((
                 n,
                 vec![AuditEvent::new(

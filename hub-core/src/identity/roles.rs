@@ -90,7 +90,9 @@ impl RoleMapping {
             }
         }
         if self.admin.is_empty() {
-            p.push("identity.roles.admin: name at least one group, or nobody can administer the hub");
+            p.push(
+                "identity.roles.admin: name at least one group, or nobody can administer the hub",
+            );
         }
     }
 }

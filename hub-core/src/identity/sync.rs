@@ -78,19 +78,34 @@ async fn sync_locked(
     id: &IdentityService,
     directory: &super::directory::Directory,
 ) -> anyhow::Result<SyncReport> {
+    // A misconfigured users_ou makes LLDAP answer every search with an empty success, which
+    // would read as "everyone left"; ping fails on a missing OU, so check it first.
+    directory
+        .ping()
+        .await
+        .map_err(|e| anyhow::anyhow!("directory unavailable: {e}"))?;
     let people = {
         let client = id.pool.get().await?;
         users::with_active_sessions(&**client).await?
     };
-    let mut report = SyncReport::default();
-    for user in people {
-        report.checked += 1;
-        let groups = match directory.find_user(&user.username).await {
-            Ok(Some(u)) => u.groups,
-            // Gone from the directory: no groups, no roles.
-            Ok(None) => Vec::new(),
+    let mut found = Vec::with_capacity(people.len());
+    for user in &people {
+        match directory.find_user(&user.username).await {
+            Ok(u) => found.push(u.map(|u| u.groups)),
             Err(e) => anyhow::bail!("directory unavailable: {e}"),
-        };
+        }
+    }
+    if people.len() > 1 && found.iter().all(Option::is_none) {
+        anyhow::bail!(
+            "the directory knows none of the {} people with sessions; refusing to revoke              everyone (check identity.ldap.base_dn and users_ou)",
+            people.len()
+        );
+    }
+    let mut report = SyncReport::default();
+    for (user, groups) in people.into_iter().zip(found) {
+        report.checked += 1;
+        // Gone from the directory: no groups, no roles.
+        let groups = groups.unwrap_or_default();
         let roles = id.cfg.roles.roles_for(&groups);
         let lost = user.roles.iter().any(|r| !roles.contains(r));
         if roles == user.roles && groups == user.groups {
@@ -115,7 +130,9 @@ async fn sync_locked(
                     .await?;
                     events.push(AuditEvent::new(
                         "session.revoked_all",
-                        format!("sessions of {username} ended: a role was removed in the directory"),
+                        format!(
+                            "sessions of {username} ended: a role was removed in the directory"
+                        ),
                         json!({"user_id": user_id, "sessions": n, "groups": groups}),
                     ));
                 }

@@ -151,7 +151,10 @@ pub async fn get(
     id: Uuid,
 ) -> Result<Option<UserRecord>, tokio_postgres::Error> {
     let row = client
-        .query_opt(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"), &[&id])
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM users WHERE id = $1"),
+            &[&id],
+        )
         .await?;
     Ok(row.as_ref().map(from_row))
 }

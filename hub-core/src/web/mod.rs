@@ -20,9 +20,15 @@ const CORE_TEMPLATES: &[(&str, &str)] = &[
     ("macros.html", include_str!("../../templates/macros.html")),
     ("error.html", include_str!("../../templates/error.html")),
     ("login.html", include_str!("../../templates/login.html")),
-    ("break_glass.html", include_str!("../../templates/break_glass.html")),
+    (
+        "break_glass.html",
+        include_str!("../../templates/break_glass.html"),
+    ),
     ("denied.html", include_str!("../../templates/denied.html")),
-    ("logged_out.html", include_str!("../../templates/logged_out.html")),
+    (
+        "logged_out.html",
+        include_str!("../../templates/logged_out.html"),
+    ),
     ("account.html", include_str!("../../templates/account.html")),
 ];
 
@@ -97,9 +103,10 @@ impl Pages {
         name: &str,
         ctx: &tera::Context,
     ) -> Result<HttpResponse, ApiError> {
-        let html = self.tera.render(name, ctx).map_err(|e| {
-            ApiError::internal(anyhow::anyhow!("rendering {name}: {}", chain(&e)))
-        })?;
+        let html = self
+            .tera
+            .render(name, ctx)
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("rendering {name}: {}", chain(&e))))?;
         Ok(HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
             .body(html))
