@@ -90,6 +90,13 @@ pub async fn start(
             false,
         );
     }
+    // Discovery may be cached from before an outage; a redirect to a dead provider would strand
+    // the person on a browser error page instead of this one, which offers break-glass.
+    if !oidc.provider_reachable().await {
+        tracing::warn!("cannot start an OIDC login: the provider does not answer");
+        let msg = "The single sign-on service does not answer. Try again in a moment.".to_owned();
+        return login_page(&pages, &id, StatusCode::SERVICE_UNAVAILABLE, &next, Some(msg), true);
+    }
     let auth = match oidc.begin().await {
         Ok(a) => a,
         Err(e) => {

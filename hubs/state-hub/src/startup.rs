@@ -30,6 +30,7 @@ pub struct Application {
     port: u16,
     server: Server,
     shutdown: Arc<Shutdown>,
+    identity: Arc<IdentityService>,
 }
 
 /// Applies migrations under the advisory lock; returns the versions applied now.
@@ -111,6 +112,7 @@ impl Application {
             identity.clone(),
             shutdown.stopping(),
         ));
+        let identity_handle = identity.clone();
         let identity = web::Data::from(identity);
         let core = CoreData {
             health: web::Data::new(HealthState {
@@ -154,12 +156,18 @@ impl Application {
             port,
             server,
             shutdown,
+            identity: identity_handle,
         })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The identity service (tests run the directory sync through it).
+    pub fn identity(&self) -> Arc<IdentityService> {
+        self.identity.clone()
     }
 
     /// The shutdown registry (tests trigger it directly).

@@ -377,10 +377,21 @@ impl OidcClient {
         self.provider().await.ok()?.end_session.clone()
     }
 
-    /// Whether discovery currently answers, for the break-glass decision "is the provider down?";
-    /// a fresh cached discovery counts as an answer.
+    /// Whether the provider answers right now, for the break-glass decision "is it down?". Always
+    /// asks the provider (its discovery document): a cached discovery says nothing about an
+    /// outage that began since, and break-glass is needed exactly then.
     pub async fn provider_reachable(&self) -> bool {
-        self.provider().await.is_ok()
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer_id.as_str().trim_end_matches('/')
+        );
+        match self.http.get(&url).send().await {
+            Ok(r) => r.status().is_success(),
+            Err(e) => {
+                tracing::info!(error = %e, "the OIDC provider does not answer");
+                false
+            }
+        }
     }
 
     /// Discovery (cached for `discovery_ttl_seconds`), then the authorization URL with a fresh

@@ -75,6 +75,7 @@ pub struct TestApp {
     pub db: TestDb,
     pub shutdown: Arc<Shutdown>,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub identity: Arc<hub_core::identity::IdentityService>,
     _dir: TempDir,
 }
 
@@ -123,7 +124,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(extra: &str) -> TestApp {
+        Self::spawn_bound(|_| extra.to_owned()).await
+    }
+
+    /// Binds the port first, so the config (an OIDC redirect URL) can name it.
+    pub async fn spawn_bound(extra: impl FnOnce(u16) -> String) -> TestApp {
         init_logs();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let extra = extra(listener.local_addr().unwrap().port());
+        let extra = extra.as_str();
         let db = TestDb::create().await;
         let dir =
             std::env::temp_dir().join(format!("state-hub-test-{}", uuid::Uuid::new_v4().simple()));
@@ -132,7 +141,10 @@ impl TestApp {
             secrecy::ExposeSecret::expose_secret(&hub_core::auth::tokens::generate()).to_owned();
         std::fs::write(dir.join("admin.token"), &token).unwrap();
         let cfg = config_for(&db, &dir, extra);
-        let app = Application::build(cfg).await.expect("state hub builds");
+        let app = Application::build_with_listener(cfg, listener)
+            .await
+            .expect("state hub builds");
+        let identity = app.identity();
         let base = format!("http://127.0.0.1:{}", app.port());
         let shutdown = app.shutdown();
         let server = tokio::spawn(app.run_until_shutdown());
@@ -143,6 +155,7 @@ impl TestApp {
             db,
             shutdown,
             server: Some(server),
+            identity,
             _dir: TempDir(dir),
         }
     }
@@ -334,6 +347,7 @@ pub fn metric(text: &str, name: &str) -> f64 {
 /// A logged-in browser: a session created directly in the database (the OIDC flow itself is
 /// tested in `login.rs` against the real stand-ins), sent as the session cookie. Redirects are
 /// not followed, so tests see them.
+#[allow(dead_code)] // each test module uses a different part of it
 pub struct Browser {
     pub base: String,
     pub http: reqwest::Client,
@@ -391,6 +405,7 @@ impl TestApp {
     }
 }
 
+#[allow(dead_code)]
 impl Browser {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

@@ -8,8 +8,11 @@ mod health;
 mod helpers;
 mod journal_db;
 mod lifecycle;
+mod login;
 mod plans;
 mod routes;
 mod sessions;
+#[path = "../../../../tests/support/standins.rs"]
+mod standins;
 mod stream;
 mod tokens;
