@@ -161,11 +161,15 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unauthorized(_)) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"hubplane\""));
         }
-        if matches!(
-            self,
-            ApiError::Unavailable(_) | ApiError::TooManyRequests(_)
-        ) {
-            res.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            ApiError::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, "1"));
+            }
+            // The limiters' longest window: a client that waits this long is let in again.
+            ApiError::TooManyRequests(_) => {
+                res.insert_header((header::RETRY_AFTER, "60"));
+            }
+            _ => {}
         }
         res.body(serde_json::to_string(&self.problem()).unwrap_or_default())
     }
