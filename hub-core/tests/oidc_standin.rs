@@ -7,120 +7,40 @@
 //! The stand-ins must be installed (`source scripts/lib/standins.sh && ensure_standins`); when
 //! they cannot start, this test fails and says so instead of skipping.
 
+#[path = "../../tests/support/standins.rs"]
+mod support;
+
 use hub_core::identity::oidc::{OidcClient, OidcConfig, OidcError, OidcIdentity, PendingLogin};
 use secrecy::SecretString;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
+use support::fixture_user;
 
 const CLIENT_ID: &str = "state-hub";
 const CLIENT_SECRET: &str = "standin-client-secret-0123456789abcdef";
 const REDIRECT: &str = "https://hub.example.com/auth/callback";
 
-const INSTALL_HINT: &str = "install what the stand-ins need with \
-    `source scripts/lib/standins.sh && ensure_standins` (slapd, ldap-utils, openssl, curl, jq, \
-    Node.js >= 20 and the OIDC stand-in's npm packages)";
+/// The shared stand-ins, with the relying party under test as their one client.
+struct Standins(support::Standins);
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Runs `script` with scripts/lib/standins.sh sourced; `$1`… are `args`.
-fn standins_sh(script: &str, args: &[&str]) -> Result<String, String> {
-    let full = format!("set -euo pipefail\nsource scripts/lib/standins.sh\n{script}");
-    let out = Command::new("bash")
-        .current_dir(repo())
-        .arg("-c")
-        .arg(full)
-        .arg("standins")
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run bash: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
-        Ok(stdout)
-    } else {
-        Err(format!(
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        ))
+impl std::ops::Deref for Standins {
+    type Target = support::Standins;
+    fn deref(&self) -> &support::Standins {
+        &self.0
     }
-}
-
-/// The LDAP and OIDC stand-ins under one temporary directory, stopped on drop.
-struct Standins {
-    dir: PathBuf,
-    oidc_port: u16,
-    ldap_url: String,
 }
 
 impl Standins {
     fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("hub-oidc-standin-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let clients = serde_json::json!([{
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "redirect_uris": [REDIRECT],
-        }]);
-        std::fs::write(dir.join("clients.json"), clients.to_string()).unwrap();
-        let ldap_port = free_port();
-        let standins = Self {
-            oidc_port: free_port(),
-            ldap_url: format!("ldap://127.0.0.1:{ldap_port}"),
-            dir,
-        };
-        let dir = standins.dir.to_str().unwrap();
-        if let Err(why) = standins_sh(
-            "make_test_ca \"$1/tls\"\nstart_ldap_standin \"$1/ldap\" \"$2\"",
-            &[dir, &ldap_port.to_string()],
-        ) {
-            panic!("the LDAP stand-in could not start; {INSTALL_HINT}.\n{why}");
-        }
-        standins.start_oidc();
-        standins
-    }
-
-    fn issuer(&self) -> String {
-        format!("https://127.0.0.1:{}", self.oidc_port)
-    }
-
-    fn ca_file(&self) -> PathBuf {
-        self.dir.join("tls/ca.pem")
-    }
-
-    fn start_oidc(&self) {
-        let dir = self.dir.to_str().unwrap();
-        let result = standins_sh(
-            "start_oidc_standin \"$1/oidc\" \"$2\" \"$3\" \"$1/clients.json\" \"$4\" \
-             --cert \"$1/tls/server.pem\" --key \"$1/tls/server-key.pem\"",
-            &[
-                dir,
-                &self.oidc_port.to_string(),
-                &self.issuer(),
-                &self.ldap_url,
-            ],
-        );
-        if let Err(why) = result {
-            panic!("the OIDC stand-in could not start; {INSTALL_HINT}.\n{why}");
-        }
+        Standins(support::Standins::start(&[support::Client {
+            id: CLIENT_ID.into(),
+            secret: CLIENT_SECRET.into(),
+            redirect: REDIRECT.into(),
+        }]))
     }
 
     /// Stops the provider and starts it again on the same port: same issuer, a new signing key.
     fn restart_oidc(&self) {
-        let dir = self.dir.to_str().unwrap();
-        standins_sh("stop_standin \"$1/oidc\"", &[dir]).unwrap();
+        self.stop_oidc();
         self.start_oidc();
     }
 
@@ -144,15 +64,7 @@ impl Standins {
     }
 
     fn fixture_uuid(uid: &str) -> String {
-        let text = std::fs::read_to_string(repo().join("tests/standins/directory.json")).unwrap();
-        let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();
-        fixture["users"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|u| u["uid"] == uid)
-            .map(|u| u["uuid"].as_str().unwrap().to_owned())
-            .unwrap()
+        fixture_user(uid).uuid
     }
 
     fn client(&self, ca_file: Option<PathBuf>) -> OidcClient {
@@ -165,8 +77,7 @@ impl Standins {
         OidcClient::new(&cfg, SecretString::from(CLIENT_SECRET)).unwrap()
     }
 
-    /// What a user does in a browser between `begin()` and the callback: open the authorization
-    /// URL, sign in on the provider's form, and follow redirects until one points at the hub.
+    /// What a user does in a browser between `begin()` and the callback.
     async fn sign_in(
         &self,
         client: &OidcClient,
@@ -174,54 +85,18 @@ impl Standins {
         password: &str,
     ) -> (PendingLogin, String, String) {
         let authorization = client.begin().await.unwrap();
-        let ca = std::fs::read(self.ca_file()).unwrap();
-        let browser = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-            .build()
-            .unwrap();
-
-        let mut url = authorization.url.clone();
-        let mut response = browser.get(url.clone()).send().await.unwrap();
-        let mut signed_in = false;
-        for _ in 0..16 {
-            let status = response.status();
-            if status.is_redirection() {
-                let location = response.headers()["location"].to_str().unwrap();
-                url = url.join(location).unwrap();
-                if url.as_str().starts_with(REDIRECT) {
-                    let param = |name: &str| {
-                        url.query_pairs()
-                            .find(|(k, _)| k == name)
-                            .map(|(_, v)| v.into_owned())
-                            .unwrap_or_else(|| panic!("no {name} in the callback URL {url}"))
-                    };
-                    return (authorization.pending, param("state"), param("code"));
-                }
-                response = browser.get(url.clone()).send().await.unwrap();
-                continue;
-            }
-            let body = response.text().await.unwrap();
-            assert!(
-                status.is_success() && !signed_in && body.contains("name=\"password\""),
-                "unexpected answer {status} at {url}:\n{body}"
-            );
-            let action = body
-                .split("action=\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap();
-            url = url.join(action).unwrap();
-            response = browser
-                .post(url.clone())
-                .form(&[("username", username), ("password", password)])
-                .send()
-                .await
-                .unwrap();
-            signed_in = true;
-        }
-        panic!("no redirect to {REDIRECT} after 16 steps (last at {url})");
+        let browser = self.provider_browser();
+        let url = self
+            .0
+            .sign_in(&browser, authorization.url.as_str(), username, password, REDIRECT)
+            .await;
+        let param = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_else(|| panic!("no {name} in the callback URL {url}"))
+        };
+        (authorization.pending, param("state"), param("code"))
     }
 
     async fn login(
@@ -232,17 +107,6 @@ impl Standins {
     ) -> Result<OidcIdentity, OidcError> {
         let (pending, state, code) = self.sign_in(client, username, password).await;
         client.complete(&pending, &state, &code).await
-    }
-}
-
-impl Drop for Standins {
-    fn drop(&mut self) {
-        let dir = self.dir.to_str().unwrap_or_default().to_owned();
-        let _ = standins_sh(
-            "stop_standin \"$1/oidc\"\nstop_standin \"$1/ldap\"",
-            &[&dir],
-        );
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
