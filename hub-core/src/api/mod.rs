@@ -2,6 +2,7 @@
 
 pub mod decisions;
 pub mod events;
+pub mod manifest;
 pub mod page;
 pub mod plans;
 pub mod tokens;
