@@ -51,3 +51,14 @@ hp_port_in_use() {
     # A successful connect means somebody listens there.
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
+
+# hp_pid_running PID: true while PID is alive and not a zombie. A stand-in's server is
+# re-parented when its start script exits; how soon the new parent reaps it is not ours to
+# decide, and a zombie holds no port, so `kill -0` alone would wait for nothing.
+hp_pid_running() {
+    kill -0 "$1" 2>/dev/null || return 1
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+    stat="${stat##*) }"
+    [[ "${stat:0:1}" != Z ]]
+}

@@ -173,3 +173,27 @@ make_test_ca() {
         chmod 0644 "${dir}/ca.pem" "${dir}/server.pem"
     ) || hp_die "could not create the test CA under ${dir}"
 }
+
+# The cluster stand-in: a small k3s application cluster behind HTTPS (Python 3
+# standard library only; nothing to install). See tests/standins/cluster/README.md.
+#
+#   start_cluster_standin DIR PORT [ARGS...]
+#       The stand-in under DIR on https://127.0.0.1:PORT. ARGS go to
+#       tests/standins/cluster/start.sh: --cert FILE --key FILE (required; e.g.
+#       from make_test_ca), --ca FILE, --token-file FILE, --contract [NAME=]FILE,
+#       --tick SECONDS. Its control token is DIR/control.token.
+#   stop_cluster_standin DIR
+#       Stops it (by DIR/cluster.pid). Idempotent: call it from an EXIT trap.
+#       The port is free again when it returns, so a start on the same port
+#       may follow at once (an outage and its recovery).
+start_cluster_standin() {
+    [[ $# -ge 2 ]] || hp_die "usage: start_cluster_standin DIR PORT [ARGS...]"
+    local dir="$1" port="$2"
+    shift 2
+    "${HP_STANDINS_DIR}/cluster/start.sh" --dir "${dir}" --port "${port}" "$@"
+}
+
+stop_cluster_standin() {
+    [[ $# -eq 1 ]] || hp_die "usage: stop_cluster_standin DIR"
+    "${HP_STANDINS_DIR}/cluster/stop.sh" --dir "$1"
+}

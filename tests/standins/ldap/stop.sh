@@ -28,14 +28,14 @@ pid="$(cat "${pid_file}")"
 [[ "${pid}" =~ ^[0-9]+$ ]] || hp_die "not a pid in ${pid_file}: ${pid}"
 
 # Only a slapd started from this directory's configuration is ours to stop.
-if kill -0 "${pid}" 2>/dev/null \
+if hp_pid_running "${pid}" \
     && tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -qF -- "${dir%/}/slapd.conf"; then
     kill -TERM "${pid}" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
-        kill -0 "${pid}" 2>/dev/null || break
+        hp_pid_running "${pid}" || break
         sleep 0.05
     done
-    if kill -0 "${pid}" 2>/dev/null; then
+    if hp_pid_running "${pid}"; then
         hp_warn "slapd (pid ${pid}) did not stop within 5 s; killing it"
         kill -KILL "${pid}" 2>/dev/null || true
     fi

@@ -28,14 +28,14 @@ pid="$(cat "${pid_file}")"
 [[ "${pid}" =~ ^[0-9]+$ ]] || hp_die "not a pid in ${pid_file}: ${pid}"
 
 # Only the server started for this directory is ours to stop.
-if kill -0 "${pid}" 2>/dev/null \
+if hp_pid_running "${pid}" \
     && tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -qF -- "server.mjs --dir ${dir%/} "; then
     kill -TERM "${pid}" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
-        kill -0 "${pid}" 2>/dev/null || break
+        hp_pid_running "${pid}" || break
         sleep 0.05
     done
-    if kill -0 "${pid}" 2>/dev/null; then
+    if hp_pid_running "${pid}"; then
         hp_warn "the OIDC stand-in (pid ${pid}) did not stop within 5 s; killing it"
         kill -KILL "${pid}" 2>/dev/null || true
     fi
