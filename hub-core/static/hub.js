@@ -16,7 +16,7 @@
     const source = new EventSource("/api/v1/events/stream");
     source.onopen = function () { if (status) status.textContent = "live"; };
     source.onerror = function () { if (status) status.textContent = "reconnecting…"; };
-    source.addEventListener("event", function (msg) {
+    source.addEventListener("progress", function (msg) {
       let e;
       try { e = JSON.parse(msg.data); } catch (_) { return; }
       const li = document.createElement("li");

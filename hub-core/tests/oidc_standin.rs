@@ -88,7 +88,13 @@ impl Standins {
         let browser = self.provider_browser();
         let url = self
             .0
-            .sign_in(&browser, authorization.url.as_str(), username, password, REDIRECT)
+            .sign_in(
+                &browser,
+                authorization.url.as_str(),
+                username,
+                password,
+                REDIRECT,
+            )
             .await;
         let param = |name: &str| {
             url.query_pairs()

@@ -18,7 +18,11 @@ pub const INSTALL_HINT: &str = "install what the stand-ins need with \
 pub fn repo() -> PathBuf {
     let mut dir = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
     while !dir.join("tests/standins").is_dir() {
-        assert!(dir.pop(), "tests/standins not found above {}", env!("CARGO_MANIFEST_DIR"));
+        assert!(
+            dir.pop(),
+            "tests/standins not found above {}",
+            env!("CARGO_MANIFEST_DIR")
+        );
     }
     dir
 }
@@ -47,7 +51,10 @@ pub fn standins_sh(script: &str, args: &[&str]) -> Result<String, String> {
     if out.status.success() {
         Ok(stdout)
     } else {
-        Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr).trim_end()))
+        Err(format!(
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ))
     }
 }
 
@@ -100,7 +107,11 @@ impl Standins {
                 serde_json::json!({"client_id": c.id, "client_secret": c.secret, "redirect_uris": [c.redirect]})
             })
             .collect();
-        std::fs::write(dir.join("clients.json"), serde_json::Value::from(list).to_string()).unwrap();
+        std::fs::write(
+            dir.join("clients.json"),
+            serde_json::Value::from(list).to_string(),
+        )
+        .unwrap();
         std::fs::write(dir.join("ldap-admin.pw"), fixture_user("admin").password).unwrap();
         let s = Self {
             dir,
@@ -137,7 +148,12 @@ impl Standins {
         let result = standins_sh(
             "start_oidc_standin \"$1/oidc\" \"$2\" \"$3\" \"$1/clients.json\" \"$4\" \
              --cert \"$1/tls/server.pem\" --key \"$1/tls/server-key.pem\"",
-            &[d, &self.oidc_port.to_string(), &self.issuer(), &self.ldap_url()],
+            &[
+                d,
+                &self.oidc_port.to_string(),
+                &self.issuer(),
+                &self.ldap_url(),
+            ],
         );
         if let Err(why) = result {
             panic!("the OIDC stand-in could not start; {INSTALL_HINT}.\n{why}");
@@ -154,8 +170,11 @@ impl Standins {
 
     pub fn start_ldap(&self) {
         let d = self.dir.to_str().unwrap();
-        standins_sh("start_ldap_standin \"$1/ldap\" \"$2\"", &[d, &self.ldap_port.to_string()])
-            .unwrap();
+        standins_sh(
+            "start_ldap_standin \"$1/ldap\" \"$2\"",
+            &[d, &self.ldap_port.to_string()],
+        )
+        .unwrap();
     }
 
     /// A cookie-keeping client for the provider that trusts the test CA and stops at redirects.
@@ -217,7 +236,9 @@ impl Standins {
 
     /// Makes a change in the directory as LLDAP's admin, with `ldapmodify` and an LDIF.
     pub fn ldap_modify(&self, ldif: &str) {
-        let ldif_file = self.dir.join(format!("change-{}.ldif", uuid::Uuid::new_v4()));
+        let ldif_file = self
+            .dir
+            .join(format!("change-{}.ldif", uuid::Uuid::new_v4()));
         std::fs::write(&ldif_file, ldif).unwrap();
         let out = Command::new("ldapmodify")
             .args([

@@ -95,7 +95,14 @@ pub async fn start(
     if !oidc.provider_reachable().await {
         tracing::warn!("cannot start an OIDC login: the provider does not answer");
         let msg = "The single sign-on service does not answer. Try again in a moment.".to_owned();
-        return login_page(&pages, &id, StatusCode::SERVICE_UNAVAILABLE, &next, Some(msg), true);
+        return login_page(
+            &pages,
+            &id,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &next,
+            Some(msg),
+            true,
+        );
     }
     let auth = match oidc.begin().await {
         Ok(a) => a,

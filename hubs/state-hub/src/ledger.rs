@@ -3,8 +3,8 @@
 //! that asks for review (a break-glass login) also opens an escalated decision, proposed in the
 //! name of the person who logged in, so someone else must resolve it.
 
-use crate::decisions::handlers::proposed_event;
 use crate::decisions::rules::Proposal;
+use crate::decisions::service::proposed_event;
 use crate::decisions::store;
 use crate::journal::{Draft, Journal};
 use futures_util::future::BoxFuture;

@@ -34,3 +34,16 @@ pub fn limit(l: Option<i64>) -> Result<i64, ApiError> {
 pub fn reason(field: &str, value: &str) -> Result<String, ApiError> {
     text::multi_line(field, value, 1, 5_000).map_err(|m| ApiError::field(field, m))
 }
+
+/// One validation error out of several checks' failures, so a form shows every problem at once;
+/// a failure that is not a validation error wins, as it would have stopped the request anyway.
+pub fn merge_failures(failures: impl IntoIterator<Item = ApiError>) -> ApiError {
+    let mut fields = Vec::new();
+    for e in failures {
+        match e {
+            ApiError::Validation(mut v) => fields.append(&mut v),
+            other => return other,
+        }
+    }
+    ApiError::Validation(fields)
+}

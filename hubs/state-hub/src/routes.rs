@@ -1,6 +1,8 @@
 //! The route table: every route of the state hub and the permission it needs.
 
-use crate::{decisions::handlers as decisions, events, openapi, plans::handlers as plans, tokens, ui};
+use crate::{
+    decisions::handlers as decisions, events, openapi, plans::handlers as plans, tokens, ui,
+};
 use hub_core::auth::{Access, Permission::*};
 use hub_core::http::routes::Route;
 use hub_core::{page, route};
@@ -15,8 +17,34 @@ pub fn table() -> Vec<Route> {
 
 /// The web UI.
 pub fn pages() -> Vec<Route> {
+    use ui::{admin, decisions, journal, plans};
     vec![
         page!(GET "/", Access::Permission(EventsRead), ui::dashboard),
+        page!(GET "/decisions", Access::Permission(DecisionsRead), decisions::list),
+        page!(POST "/decisions", Access::Permission(DecisionsWrite), decisions::propose),
+        page!(GET "/decisions/{id}", Access::Permission(DecisionsRead), decisions::detail),
+        page!(POST "/decisions/{id}/escalate", Access::Permission(DecisionsWrite), decisions::escalate),
+        page!(POST "/decisions/{id}/resolve", Access::Permission(DecisionsWrite), decisions::resolve),
+        page!(POST "/decisions/{id}/supersede", Access::Permission(DecisionsWrite), decisions::supersede),
+        page!(POST "/decisions/{id}/tasks", Access::Permission(DecisionsWrite), decisions::link_task),
+        page!(GET "/plans", Access::Permission(PlansRead), plans::workstreams),
+        page!(POST "/workstreams", Access::Permission(PlansWrite), plans::create_workstream),
+        page!(GET "/workstreams/{key}", Access::Permission(PlansRead), plans::workstream),
+        page!(POST "/workstreams/{key}/workplans", Access::Permission(PlansWrite), plans::create_workplan),
+        page!(GET "/workplans/{id}", Access::Permission(PlansRead), plans::board),
+        page!(POST "/workplans/{id}/tasks", Access::Permission(PlansWrite), plans::create_task),
+        page!(POST "/workplans/{id}/finish", Access::Permission(PlansWrite), plans::finish),
+        page!(POST "/workplans/{id}/accept", Access::Permission(PlansWrite), plans::accept),
+        page!(POST "/workplans/{id}/reopen", Access::Permission(PlansWrite), plans::reopen),
+        page!(POST "/tasks/{id}/status", Access::Permission(PlansWrite), plans::task_status),
+        page!(GET "/journal", Access::Permission(EventsRead), journal::journal),
+        page!(GET "/admin", Access::Permission(SessionsManage), admin::overview),
+        page!(GET "/admin/tokens", Access::Permission(TokensManage), admin::tokens),
+        page!(POST "/admin/tokens", Access::Permission(TokensManage), admin::create_token),
+        page!(POST "/admin/tokens/{id}/revoke", Access::Permission(TokensManage), admin::revoke_token),
+        page!(GET "/admin/sessions", Access::Permission(SessionsManage), admin::sessions),
+        page!(POST "/admin/sessions/{id}/revoke", Access::Permission(SessionsManage), admin::revoke_session),
+        page!(GET "/admin/users", Access::Permission(SessionsManage), admin::users),
     ]
 }
 

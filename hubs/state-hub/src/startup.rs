@@ -2,23 +2,23 @@
 
 use crate::config::StateHubConfig;
 use crate::journal::{self, Draft, Journal};
-use crate::state::AppState;
 use crate::ledger::JournalLedger;
+use crate::state::AppState;
 use crate::{migrations, routes, ui};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, HttpServer};
 use anyhow::Context;
 use hub_core::auth::tokens::{self, Bootstrap, TokenAuthenticator};
 use hub_core::auth::DynAuthenticator;
+use hub_core::auth::Subject;
+use hub_core::db;
 use hub_core::http::problem::ApiError;
 use hub_core::http::ratelimit::Limiters;
+use hub_core::http::{self, CoreData, HealthState, HttpMetrics};
 use hub_core::identity::authenticator::HubAuthenticator;
 use hub_core::identity::directory::Directory;
 use hub_core::identity::oidc::OidcClient;
 use hub_core::identity::IdentityService;
-use hub_core::auth::Subject;
-use hub_core::db;
-use hub_core::http::{self, CoreData, HealthState, HttpMetrics};
 use hub_core::lifecycle::{self, Shutdown};
 use serde_json::json;
 use std::net::TcpListener;
@@ -124,22 +124,23 @@ impl Application {
             tls: cfg.server.is_tls(),
         };
         let port = listener.local_addr()?.port();
-        let mut server = HttpServer::new(move || {
-            let (state, dyn_auth) = (state.clone(), dyn_auth.clone());
-            let (pages, identity) = (pages.clone(), identity.clone());
-            http::app(&core, move |c| {
-                c.app_data(state)
-                    .app_data(dyn_auth)
-                    .app_data(pages)
-                    .app_data(identity)
-                    .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(
-                        |e, _| ApiError::BadRequest(format!("invalid form: {e}")).into(),
-                    ));
-                hub_core::http::routes::mount_all(&routes::table(), c);
+        let mut server =
+            HttpServer::new(move || {
+                let (state, dyn_auth) = (state.clone(), dyn_auth.clone());
+                let (pages, identity) = (pages.clone(), identity.clone());
+                http::app(&core, move |c| {
+                    c.app_data(state)
+                        .app_data(dyn_auth)
+                        .app_data(pages)
+                        .app_data(identity)
+                        .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(
+                            |e, _| ApiError::BadRequest(format!("invalid form: {e}")).into(),
+                        ));
+                    hub_core::http::routes::mount_all(&routes::table(), c);
+                })
             })
-        })
-        .shutdown_timeout(cfg.server.shutdown_grace_seconds)
-        .disable_signals();
+            .shutdown_timeout(cfg.server.shutdown_grace_seconds)
+            .disable_signals();
         if let Some(n) = cfg.server.workers {
             server = server.workers(n);
         }
@@ -278,7 +279,9 @@ fn build_identity(
 ) -> anyhow::Result<IdentityService> {
     let oidc = match &cfg.identity.oidc {
         Some(o) => {
-            let secret = o.client_secret().context("identity.oidc.client_secret_file")?;
+            let secret = o
+                .client_secret()
+                .context("identity.oidc.client_secret_file")?;
             Some(Arc::new(
                 OidcClient::new(o, secret).context("identity.oidc")?,
             ))
@@ -287,7 +290,9 @@ fn build_identity(
     };
     let directory = match &cfg.identity.ldap {
         Some(l) => {
-            let password = l.bind_password().context("identity.ldap.bind_password_file")?;
+            let password = l
+                .bind_password()
+                .context("identity.ldap.bind_password_file")?;
             Some(Arc::new(
                 Directory::new(l, password).context("identity.ldap")?,
             ))

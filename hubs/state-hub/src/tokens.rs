@@ -5,11 +5,11 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use hub_core::api::tokens::{CreatedToken, NewTokenRequest, TokenInfo, WhoAmI};
 use hub_core::auth::tokens::{self as store, NewToken, TokenRecord};
-use hub_core::auth::{Permission, Principal};
+use hub_core::auth::{Permission, Principal, Role};
 use hub_core::http::problem::{ApiError, FieldError, Problem};
 use hub_core::http::ratelimit::Limit;
 use hub_core::text;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -33,29 +33,19 @@ pub fn info(r: &TokenRecord) -> TokenInfo {
     }
 }
 
-/// Create a token. The secret is in this response only.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewTokenRequest,
-    responses((status = 201, body = CreatedToken), (status = 422, body = Problem)), security(("bearer" = [])))]
-pub async fn create(
-    state: web::Data<AppState>,
-    principal: Principal,
-    body: web::Json<NewTokenRequest>,
-) -> Result<HttpResponse, ApiError> {
-    state
-        .limiters
-        .check(Limit::TokenIssue, principal.subject.as_str())?;
-    let body = body.into_inner();
+/// The field problems of a token request: a name, at least one role, a sane expiry.
+pub fn field_problems(name: &str, roles: &[Role], expires_in_days: Option<u32>) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    let name = text::single_line("name", &body.name, 1, 100)
-        .map_err(|m| errors.push(FieldError::new("name", m)))
-        .ok();
-    if body.roles.is_empty() {
+    if let Err(m) = text::single_line("name", name, 1, 100) {
+        errors.push(FieldError::new("name", m));
+    }
+    if roles.is_empty() {
         errors.push(FieldError::new(
             "roles",
             "at least one role (admin, member, viewer)",
         ));
     }
-    if let Some(d) = body.expires_in_days {
+    if let Some(d) = expires_in_days {
         if !(1..=3650).contains(&d) {
             errors.push(FieldError::new(
                 "expires_in_days",
@@ -63,27 +53,41 @@ pub async fn create(
             ));
         }
     }
-    let Some(name) = name.filter(|_| errors.is_empty()) else {
+    errors
+}
+
+/// Issues a token and writes `token.created`; the secret is returned here and never again
+/// (only its hash is stored). Shared by the API and the admin page.
+pub async fn issue(
+    state: &AppState,
+    actor: &Principal,
+    request: NewTokenRequest,
+) -> Result<(SecretString, TokenRecord), ApiError> {
+    state
+        .limiters
+        .check(Limit::TokenIssue, actor.subject.as_str())?;
+    let errors = field_problems(&request.name, &request.roles, request.expires_in_days);
+    if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
-    };
+    }
     let new = NewToken {
-        name,
-        subject: body.subject,
-        kind: body.kind,
-        roles: body.roles.into_iter().collect(),
-        scopes: body.scopes.into_iter().collect(),
-        expires_at: body
+        name: request.name.trim().to_owned(),
+        subject: request.subject,
+        kind: request.kind,
+        roles: request.roles.into_iter().collect(),
+        scopes: request.scopes.into_iter().collect(),
+        expires_at: request
             .expires_in_days
             .map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d))),
     };
     let secret = store::generate();
-    let token = secret.expose_secret().to_owned();
-    let actor = principal.subject.to_string();
+    let stored = SecretString::from(secret.expose_secret().to_owned());
+    let actor = actor.subject.to_string();
     let record = state
         .journal
         .transact(move |ctx| {
             Box::pin(async move {
-                let r = store::insert(ctx.client(), &new, &secret, &actor).await?;
+                let r = store::insert(ctx.client(), &new, &stored, &actor).await?;
                 let detail = json!({"token_id": r.id, "name": r.name, "subject": r.subject, "kind": r.kind,
                     "roles": r.roles, "scopes": r.scopes, "expires_at": r.expires_at});
                 ctx.append(&actor, vec![Draft::system("token.created", format!("API token created: {} for {}", r.name, r.subject), detail)?])
@@ -92,8 +96,53 @@ pub async fn create(
             })
         })
         .await?;
+    Ok((secret, record))
+}
+
+/// Revokes a token and writes `token.revoked`; effective on its next request on this replica,
+/// within seconds on others.
+pub async fn revoke_token(
+    state: &AppState,
+    actor: &Principal,
+    id: Uuid,
+) -> Result<TokenRecord, ApiError> {
+    let actor = actor.subject.to_string();
+    let record = state
+        .journal
+        .transact(move |ctx| {
+            Box::pin(async move {
+                let r = store::revoke(ctx.client(), id, &actor)
+                    .await?
+                    .ok_or_else(|| ApiError::NotFound(format!("no token {id}")))?;
+                let detail = json!({"token_id": r.id, "name": r.name, "subject": r.subject});
+                ctx.append(
+                    &actor,
+                    vec![Draft::system(
+                        "token.revoked",
+                        format!("API token revoked: {} ({})", r.name, r.subject),
+                        detail,
+                    )?],
+                )
+                .await?;
+                Ok(r)
+            })
+        })
+        .await?;
+    state.tokens.invalidate();
+    Ok(record)
+}
+
+/// Create a token. The secret is in this response only.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewTokenRequest,
+    responses((status = 201, body = CreatedToken), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn create(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<NewTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (secret, record) = issue(&state, &principal, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(CreatedToken {
-        token,
+        token: secret.expose_secret().to_owned(),
         info: info(&record),
     }))
 }
@@ -127,30 +176,7 @@ pub async fn revoke(
     principal: Principal,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let actor = principal.subject.to_string();
-    let record = state
-        .journal
-        .transact(move |ctx| {
-            Box::pin(async move {
-                let r = store::revoke(ctx.client(), id, &actor)
-                    .await?
-                    .ok_or_else(|| ApiError::NotFound(format!("no token {id}")))?;
-                let detail = json!({"token_id": r.id, "name": r.name, "subject": r.subject});
-                ctx.append(
-                    &actor,
-                    vec![Draft::system(
-                        "token.revoked",
-                        format!("API token revoked: {} ({})", r.name, r.subject),
-                        detail,
-                    )?],
-                )
-                .await?;
-                Ok(r)
-            })
-        })
-        .await?;
-    state.tokens.invalidate();
+    let record = revoke_token(&state, &principal, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(info(&record)))
 }
 

@@ -1,7 +1,6 @@
 //! `/api/v1/decisions`.
 
-use super::{rules, store};
-use crate::journal::Draft;
+use super::{service, store};
 use crate::respond::{self, tagged};
 use crate::state::AppState;
 use actix_web::http::header;
@@ -15,22 +14,7 @@ use hub_core::auth::Principal;
 use hub_core::http::problem::{ApiError, Problem};
 use hub_core::http::{cursor, etag};
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
-
-pub(crate) fn proposed_event(d: &Decision) -> Result<Draft, ApiError> {
-    let (kind, verb) = if d.outcome.is_some() {
-        ("decision.recorded", "Recorded")
-    } else {
-        ("decision.proposed", "Proposed")
-    };
-    Ok(Draft::system(
-        kind,
-        format!("{verb} decision: {}", d.title),
-        json!({"title": d.title, "options": d.options, "task_ids": d.task_ids, "outcome": d.outcome, "supersedes": d.supersedes}),
-    )?
-    .decision(d.id))
-}
 
 /// Propose a decision (or record one already made, with `outcome`).
 #[utoipa::path(
@@ -43,19 +27,7 @@ pub async fn create(
     principal: Principal,
     body: web::Json<NewDecision>,
 ) -> Result<HttpResponse, ApiError> {
-    let proposal = rules::validate_proposal(&body, "")?;
-    let actor = principal.subject.to_string();
-    let d = state
-        .journal
-        .transact(move |ctx| {
-            Box::pin(async move {
-                let now = ctx.now();
-                let d = store::insert(ctx.client(), &proposal, &actor, now, None).await?;
-                ctx.append(&actor, vec![proposed_event(&d)?]).await?;
-                Ok(d)
-            })
-        })
-        .await?;
+    let d = service::propose(&state, &principal, &body).await?;
     let mut res = HttpResponse::Created();
     res.insert_header((header::LOCATION, format!("/api/v1/decisions/{}", d.id)));
     Ok(tagged(res, d.version, &d))
@@ -126,32 +98,7 @@ pub async fn escalate(
     id: web::Path<Uuid>,
     body: web::Json<EscalateRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let if_match = etag::if_match(&req);
-    let reason = respond::reason("reason", &body.reason)?;
-    let actor = principal.subject.to_string();
-    let d = state
-        .journal
-        .transact(move |ctx| {
-            Box::pin(async move {
-                let d = store::require(ctx.client(), id, true).await?;
-                etag::check(if_match.as_deref(), d.version)?;
-                rules::can_escalate(&d)?;
-                let now = ctx.now();
-                store::escalate(ctx.client(), id, &actor, &reason, now).await?;
-                let summary = format!("Escalated decision: {}", d.title);
-                ctx.append(
-                    &actor,
-                    vec![
-                        Draft::system("decision.escalated", summary, json!({"reason": reason}))?
-                            .decision(id),
-                    ],
-                )
-                .await?;
-                store::require(ctx.client(), id, false).await
-            })
-        })
-        .await?;
+    let d = service::escalate(&state, &principal, *id, etag::if_match(&req), &body.reason).await?;
     Ok(tagged(HttpResponse::Ok(), d.version, &d))
 }
 
@@ -169,28 +116,14 @@ pub async fn resolve(
     id: web::Path<Uuid>,
     body: web::Json<OutcomeInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let if_match = etag::if_match(&req);
-    let input = body.into_inner();
-    let d = state
-        .journal
-        .transact(move |ctx| {
-            Box::pin(async move {
-                let d = store::require(ctx.client(), id, true).await?;
-                etag::check(if_match.as_deref(), d.version)?;
-                rules::can_resolve(&d, &principal)?;
-                let outcome = rules::validate_outcome(&input, &d.options)?;
-                let actor = principal.subject.to_string();
-                let now = ctx.now();
-                store::resolve(ctx.client(), id, &outcome, &actor, now).await?;
-                let approved = d.status == DecisionStatus::Escalated;
-                let summary = format!("Resolved decision: {} → {}", d.title, outcome.choice);
-                let detail = json!({"choice": outcome.choice, "rationale": outcome.rationale, "approval": approved, "proposed_by": d.proposed_by});
-                ctx.append(&actor, vec![Draft::system("decision.resolved", summary, detail)?.decision(id)]).await?;
-                store::require(ctx.client(), id, false).await
-            })
-        })
-        .await?;
+    let d = service::resolve(
+        &state,
+        &principal,
+        *id,
+        etag::if_match(&req),
+        body.into_inner(),
+    )
+    .await?;
     Ok(tagged(HttpResponse::Ok(), d.version, &d))
 }
 
@@ -208,36 +141,7 @@ pub async fn supersede(
     id: web::Path<Uuid>,
     body: web::Json<SupersedeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let if_match = etag::if_match(&req);
-    let reason = respond::reason("reason", &body.reason)?;
-    let proposal = rules::validate_proposal(&body.replacement, "replacement.")?;
-    let actor = principal.subject.to_string();
-    let new = state
-        .journal
-        .transact(move |ctx| {
-            Box::pin(async move {
-                let old = store::require(ctx.client(), id, true).await?;
-                etag::check(if_match.as_deref(), old.version)?;
-                rules::can_supersede(&old, &principal)?;
-                let now = ctx.now();
-                let new = store::insert(ctx.client(), &proposal, &actor, now, Some(id)).await?;
-                store::supersede(ctx.client(), id, new.id).await?;
-                let summary = format!("Superseded decision: {} (by {})", old.title, new.title);
-                let events = vec![
-                    proposed_event(&new)?,
-                    Draft::system(
-                        "decision.superseded",
-                        summary,
-                        json!({"superseded_by": new.id, "reason": reason}),
-                    )?
-                    .decision(id),
-                ];
-                ctx.append(&actor, events).await?;
-                Ok(new)
-            })
-        })
-        .await?;
+    let new = service::supersede(&state, &principal, *id, etag::if_match(&req), &body).await?;
     let mut res = HttpResponse::Created();
     res.insert_header((header::LOCATION, format!("/api/v1/decisions/{}", new.id)));
     Ok(tagged(res, new.version, &new))
@@ -256,31 +160,6 @@ pub async fn link_task(
     id: web::Path<Uuid>,
     body: web::Json<LinkTaskRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let task_id = body.task_id;
-    let actor = principal.subject.to_string();
-    let d = state
-        .journal
-        .transact(move |ctx| {
-            Box::pin(async move {
-                let d = store::require(ctx.client(), id, true).await?;
-                rules::can_link(&d)?;
-                if d.task_ids.contains(&task_id) {
-                    return Ok(d);
-                }
-                store::link_tasks(ctx.client(), id, &[task_id], &actor).await?;
-                store::touch(ctx.client(), id).await?;
-                let summary = format!("Linked task to decision: {}", d.title);
-                ctx.append(
-                    &actor,
-                    vec![Draft::system("decision.linked", summary, json!({}))?
-                        .decision(id)
-                        .task(task_id)],
-                )
-                .await?;
-                store::require(ctx.client(), id, false).await
-            })
-        })
-        .await?;
+    let d = service::link_task(&state, &principal, *id, body.task_id).await?;
     Ok(tagged(HttpResponse::Ok(), d.version, &d))
 }

@@ -241,3 +241,37 @@ pub async fn page(
     };
     Ok((items, next))
 }
+
+/// How many decisions are in each status (statuses without any are absent).
+pub async fn status_counts(
+    client: &impl GenericClient,
+) -> Result<std::collections::BTreeMap<String, i64>, ApiError> {
+    let rows = client
+        .query(
+            "SELECT status, count(*) FROM decisions GROUP BY status",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+/// The titles of the decisions `ids` names (unknown ids are left out).
+pub async fn titles(
+    client: &impl GenericClient,
+    ids: &[Uuid],
+) -> Result<std::collections::BTreeMap<Uuid, String>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows = client
+        .query(
+            "SELECT id, title FROM decisions WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}

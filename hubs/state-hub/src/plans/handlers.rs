@@ -1,9 +1,8 @@
 //! `/api/v1/workstreams`, `/api/v1/workplans`, `/api/v1/tasks`.
 
-use super::rules::{self, TaskState};
+use super::service;
 use super::store::{self, TaskFilter};
-use crate::journal::Draft;
-use crate::respond::{self, tagged};
+use crate::respond::tagged;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -15,7 +14,6 @@ use hub_core::auth::Principal;
 use hub_core::http::etag;
 use hub_core::http::problem::{ApiError, Problem};
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
 fn created(location: String, version: i64, body: &impl serde::Serialize) -> HttpResponse {
@@ -33,34 +31,7 @@ pub async fn create_workstream(
     principal: Principal,
     body: web::Json<NewWorkstream>,
 ) -> Result<HttpResponse, ApiError> {
-    let slug = rules::slug(&body.slug).map_err(|m| ApiError::field("slug", m))?;
-    let (title, description) = rules::title_description(&body.title, &body.description)?;
-    let actor = principal.subject.to_string();
-    let ws = state
-        .journal
-        .transact(move |ctx| {
-            Box::pin(async move {
-                let now = ctx.now();
-                let ws = store::insert_workstream(
-                    ctx.client(),
-                    &slug,
-                    &title,
-                    &description,
-                    &actor,
-                    now,
-                )
-                .await?;
-                let e = Draft::system(
-                    "workstream.created",
-                    format!("Workstream created: {}", ws.title),
-                    json!({"slug": ws.slug}),
-                )?
-                .workstream(ws.id);
-                ctx.append(&actor, vec![e]).await?;
-                Ok(ws)
-            })
-        })
-        .await?;
+    let ws = service::create_workstream(&state, &principal, &body).await?;
     Ok(created(
         format!("/api/v1/workstreams/{}", ws.id),
         ws.version,
@@ -100,30 +71,7 @@ pub async fn create_workplan(
     key: web::Path<String>,
     body: web::Json<NewWorkplan>,
 ) -> Result<HttpResponse, ApiError> {
-    let (title, description) = rules::title_description(&body.title, &body.description)?;
-    let key = key.into_inner();
-    let actor = principal.subject.to_string();
-    let wp = state
-        .journal
-        .transact(move |ctx| {
-            Box::pin(async move {
-                let ws = store::get_workstream(ctx.client(), &key).await?;
-                let now = ctx.now();
-                let wp =
-                    store::insert_workplan(ctx.client(), ws.id, &title, &description, &actor, now)
-                        .await?;
-                let e = Draft::system(
-                    "workplan.created",
-                    format!("Workplan created: {}", wp.title),
-                    json!({}),
-                )?
-                .workstream(ws.id)
-                .workplan(wp.id);
-                ctx.append(&actor, vec![e]).await?;
-                Ok(wp)
-            })
-        })
-        .await?;
+    let wp = service::create_workplan(&state, &principal, &key, &body).await?;
     Ok(created(
         format!("/api/v1/workplans/{}", wp.id),
         wp.version,
@@ -165,76 +113,6 @@ pub async fn get_workplan(
     Ok(tagged(HttpResponse::Ok(), wp.version, &wp))
 }
 
-enum PlanStep {
-    Finish,
-    Accept(Option<String>),
-    Reopen(String),
-}
-
-async fn plan_step(
-    state: web::Data<AppState>,
-    principal: Principal,
-    req: HttpRequest,
-    id: Uuid,
-    step: PlanStep,
-) -> Result<HttpResponse, ApiError> {
-    let if_match = etag::if_match(&req);
-    let wp = state
-        .journal
-        .transact(move |ctx| {
-            Box::pin(async move {
-                let wp = store::get_workplan(ctx.client(), id, true).await?;
-                etag::check(if_match.as_deref(), wp.version)?;
-                let actor = principal.subject.to_string();
-                let now = ctx.now();
-                let (status, comment, event_type, verb) = match &step {
-                    PlanStep::Finish => {
-                        let open = store::open_task_count(ctx.client(), id).await?;
-                        rules::can_finish(&wp, open)?;
-                        (
-                            WorkplanStatus::Finished,
-                            None,
-                            "workplan.finished",
-                            "finished",
-                        )
-                    }
-                    PlanStep::Accept(comment) => {
-                        rules::can_accept(&wp, &principal)?;
-                        (
-                            WorkplanStatus::Accepted,
-                            comment.as_deref(),
-                            "workplan.accepted",
-                            "accepted",
-                        )
-                    }
-                    PlanStep::Reopen(reason) => {
-                        rules::can_reopen(&wp)?;
-                        (
-                            WorkplanStatus::Active,
-                            Some(reason.as_str()),
-                            "workplan.reopened",
-                            "reopened",
-                        )
-                    }
-                };
-                let updated =
-                    store::set_workplan_status(ctx.client(), id, status, &actor, comment, now)
-                        .await?;
-                let e = Draft::system(
-                    event_type,
-                    format!("Workplan {verb}: {}", wp.title),
-                    json!({"comment": comment}),
-                )?
-                .workstream(wp.workstream_id)
-                .workplan(id);
-                ctx.append(&actor, vec![e]).await?;
-                Ok(updated)
-            })
-        })
-        .await?;
-    Ok(tagged(HttpResponse::Ok(), wp.version, &wp))
-}
-
 /// Mark a workplan finished (all tasks done or cancelled).
 #[utoipa::path(post, path = "/api/v1/workplans/{id}/finish", tag = "plans",
     params(("id" = Uuid, Path, description = "Workplan id"), ("If-Match" = Option<String>, Header, description = "ETag")),
@@ -245,7 +123,8 @@ pub async fn finish(
     req: HttpRequest,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    plan_step(state, principal, req, *id, PlanStep::Finish).await
+    let wp = service::finish(&state, &principal, *id, etag::if_match(&req)).await?;
+    Ok(tagged(HttpResponse::Ok(), wp.version, &wp))
 }
 
 /// Accept a finished workplan: a review by someone other than who finished it.
@@ -259,12 +138,16 @@ pub async fn accept(
     id: web::Path<Uuid>,
     body: web::Json<AcceptRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let comment = body
-        .into_inner()
-        .comment
-        .map(|c| respond::reason("comment", &c))
-        .transpose()?;
-    plan_step(state, principal, req, *id, PlanStep::Accept(comment)).await
+    let comment = body.into_inner().comment;
+    let wp = service::accept(
+        &state,
+        &principal,
+        *id,
+        etag::if_match(&req),
+        comment.as_deref(),
+    )
+    .await?;
+    Ok(tagged(HttpResponse::Ok(), wp.version, &wp))
 }
 
 /// Send a finished workplan back to work.
@@ -278,8 +161,8 @@ pub async fn reopen(
     id: web::Path<Uuid>,
     body: web::Json<ReopenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let reason = respond::reason("reason", &body.reason)?;
-    plan_step(state, principal, req, *id, PlanStep::Reopen(reason)).await
+    let wp = service::reopen(&state, &principal, *id, etag::if_match(&req), &body.reason).await?;
+    Ok(tagged(HttpResponse::Ok(), wp.version, &wp))
 }
 
 /// Create a task in an active workplan.
@@ -292,45 +175,7 @@ pub async fn create_task(
     id: web::Path<Uuid>,
     body: web::Json<NewTask>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let (title, description) = rules::title_description(&body.title, &body.description)?;
-    let blank = TaskState {
-        title,
-        description,
-        status: TaskStatus::Todo,
-        needs_human: body.needs_human,
-        blocking_reason: None,
-        assignee: body.assignee.map(|s| s.as_str().to_owned()),
-    };
-    let patch = TaskPatch {
-        status: body.status,
-        blocking_reason: body.blocking_reason.map(Some),
-        ..Default::default()
-    };
-    let initial = rules::apply_patch(&blank, &patch, &[])?;
-    let workplan_id = id.into_inner();
-    let actor = principal.subject.to_string();
-    let t = state
-        .journal
-        .transact(move |ctx| {
-            Box::pin(async move {
-                let wp = store::get_workplan(ctx.client(), workplan_id, true).await?;
-                rules::plan_accepts_task_changes(&wp)?;
-                let now = ctx.now();
-                let t = store::insert_task(ctx.client(), workplan_id, &initial, &actor, now).await?;
-                let e = Draft::system(
-                    "task.created",
-                    format!("Task created: {}", t.title),
-                    json!({"status": t.status, "assignee": t.assignee, "needs_human": t.needs_human}),
-                )?
-                .workstream(wp.workstream_id)
-                .workplan(workplan_id)
-                .task(t.id);
-                ctx.append(&actor, vec![e]).await?;
-                Ok(t)
-            })
-        })
-        .await?;
+    let t = service::create_task(&state, &principal, *id, body.into_inner()).await?;
     Ok(created(format!("/api/v1/tasks/{}", t.id), t.version, &t))
 }
 
@@ -394,68 +239,13 @@ pub async fn patch_task(
     id: web::Path<Uuid>,
     body: web::Json<TaskPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    let if_match = etag::if_match(&req);
-    let patch = body.into_inner();
-    let actor = principal.subject.to_string();
-    let t = state
-        .journal
-        .transact(move |ctx| {
-            Box::pin(async move {
-                let t = store::get_task(ctx.client(), id, true).await?;
-                etag::check(if_match.as_deref(), t.version)?;
-                let wp = store::get_workplan(ctx.client(), t.workplan_id, false).await?;
-                rules::plan_accepts_task_changes(&wp)?;
-                let before = store::task_state(&t);
-                let after = rules::apply_patch(&before, &patch, &t.blocked_by)?;
-                if after == before {
-                    return Ok(t);
-                }
-                let now = ctx.now();
-                let updated = store::update_task(ctx.client(), id, &after, now).await?;
-                let changes = diff(&before, &after);
-                let summary = if before.status != after.status {
-                    format!(
-                        "Task {}: {} → {}",
-                        after.title,
-                        before.status.as_str(),
-                        after.status.as_str()
-                    )
-                } else {
-                    format!("Task updated: {}", after.title)
-                };
-                let e = Draft::system("task.updated", summary, json!({"changes": changes}))?
-                    .workstream(wp.workstream_id)
-                    .workplan(wp.id)
-                    .task(id);
-                ctx.append(&actor, vec![e]).await?;
-                Ok(updated)
-            })
-        })
-        .await?;
+    let t = service::update_task(
+        &state,
+        &principal,
+        *id,
+        etag::if_match(&req),
+        body.into_inner(),
+    )
+    .await?;
     Ok(tagged(HttpResponse::Ok(), t.version, &t))
-}
-
-fn diff(a: &TaskState, b: &TaskState) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    let mut put = |k: &str, x: serde_json::Value, y: serde_json::Value| {
-        if x != y {
-            m.insert(k.to_owned(), json!({"from": x, "to": y}));
-        }
-    };
-    put("title", json!(a.title), json!(b.title));
-    put(
-        "description",
-        json!(a.description.len()),
-        json!(b.description.len()),
-    );
-    put("status", json!(a.status), json!(b.status));
-    put("needs_human", json!(a.needs_human), json!(b.needs_human));
-    put(
-        "blocking_reason",
-        json!(a.blocking_reason),
-        json!(b.blocking_reason),
-    );
-    put("assignee", json!(a.assignee), json!(b.assignee));
-    serde_json::Value::Object(m)
 }

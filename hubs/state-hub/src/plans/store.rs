@@ -330,3 +330,31 @@ pub async fn list_tasks(c: &impl GenericClient, f: &TaskFilter) -> Result<Vec<Ta
         .await?;
     rows.iter().map(task).collect()
 }
+
+/// How many workplans have `status`.
+pub async fn count_workplans(
+    c: &impl GenericClient,
+    status: WorkplanStatus,
+) -> Result<i64, ApiError> {
+    let row = c
+        .query_one(
+            "SELECT count(*) FROM workplans WHERE status = $1",
+            &[&status.as_str()],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// The tasks `ids` names, oldest first (unknown ids are left out).
+pub async fn tasks_by_ids(c: &impl GenericClient, ids: &[Uuid]) -> Result<Vec<Task>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = c
+        .query(
+            &format!("SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ANY($1) ORDER BY t.id"),
+            &[&ids],
+        )
+        .await?;
+    rows.iter().map(task).collect()
+}

@@ -72,7 +72,12 @@ async fn concurrent_migrations_apply_once() {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(n as usize, set.runner.get_migrations().len(), "{}", set.table);
+        assert_eq!(
+            n as usize,
+            set.runner.get_migrations().len(),
+            "{}",
+            set.table
+        );
     }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -131,12 +131,21 @@ async fn to_callback(s: &Stack, hub: &mut HubBrowser, uid: &str) -> String {
     assert_eq!(res.status(), 303);
     let authorize = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(authorize.starts_with(&s.standins.issuer()), "{authorize}");
-    assert!(hub.cookies.contains_key("__Host-state-hub-login"), "flow cookie set");
+    assert!(
+        hub.cookies.contains_key("__Host-state-hub-login"),
+        "flow cookie set"
+    );
     let user = fixture_user(uid);
     let provider = s.standins.provider_browser();
     let callback = s
         .standins
-        .sign_in(&provider, &authorize, uid, &user.password, &format!("{}/auth/callback", s.app.base))
+        .sign_in(
+            &provider,
+            &authorize,
+            uid,
+            &user.password,
+            &format!("{}/auth/callback", s.app.base),
+        )
         .await;
     callback.to_string()
 }
@@ -154,7 +163,10 @@ async fn user_rows(app: &TestApp) -> Vec<(String, String, String, Vec<String>, V
     app.db
         .connect()
         .await
-        .query("SELECT issuer, subject, username, groups, roles FROM users ORDER BY username", &[])
+        .query(
+            "SELECT issuer, subject, username, groups, roles FROM users ORDER BY username",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -175,15 +187,27 @@ async fn a_person_logs_in_through_sso_and_is_created_just_in_time_keyed_on_issue
         assert!(cookie.contains(attr), "{cookie} lacks {attr}");
     }
     assert!(!cookie.contains("Domain"), "{cookie}");
-    let who: Value = alice.http.get(format!("{}/api/v1/whoami", s.app.base))
-        .header("cookie", alice.header()).send().await.unwrap().json().await.unwrap();
+    let who: Value = alice
+        .http
+        .get(format!("{}/api/v1/whoami", s.app.base))
+        .header("cookie", alice.header())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(who["subject"], "alice");
     assert_eq!(who["roles"], serde_json::json!(["admin"]));
     let rows = user_rows(&s.app).await;
     assert_eq!(rows.len(), 1);
     let (issuer, subject, username, groups, roles) = &rows[0];
     assert_eq!(issuer, &s.standins.issuer());
-    assert_eq!(subject, &fixture_user("alice").uuid, "keyed on the opaque sub");
+    assert_eq!(
+        subject,
+        &fixture_user("alice").uuid,
+        "keyed on the opaque sub"
+    );
     assert_eq!(username, "alice");
     assert_eq!(groups, &vec!["hub_admins".to_owned()]);
     assert_eq!(roles, &vec!["admin".to_owned()]);
@@ -200,10 +224,21 @@ async fn a_person_logs_in_through_sso_and_is_created_just_in_time_keyed_on_issue
     let callback = to_callback(&s, &mut again, "alice").await;
     assert_eq!(again.get(&callback).await.status(), 303);
     assert_ne!(again.session(), alice.session(), "a new secret at login");
-    let old = alice.http.get(format!("{}/api/v1/whoami", s.app.base))
-        .header("cookie", alice.header()).send().await.unwrap();
+    let old = alice
+        .http
+        .get(format!("{}/api/v1/whoami", s.app.base))
+        .header("cookie", alice.header())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(old.status(), 401, "the replaced session is gone");
-    let types: Vec<String> = s.app.all_events().await.into_iter().map(|e| e.event_type).collect();
+    let types: Vec<String> = s
+        .app
+        .all_events()
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
     assert_eq!(types.iter().filter(|t| *t == "user.created").count(), 1);
     assert_eq!(types.iter().filter(|t| *t == "session.login").count(), 2);
     assert_eq!(user_rows(&s.app).await.len(), 1, "still one person");
@@ -221,10 +256,23 @@ async fn someone_in_no_mapped_group_gets_a_403_page_and_no_account() {
     assert!(html.contains("hub_admins"), "{html}");
     assert!(dave.session().is_none(), "no session cookie");
     assert!(user_rows(&s.app).await.is_empty(), "no account was created");
-    let sessions: i64 = s.app.db.connect().await
-        .query_one("SELECT count(*) FROM sessions", &[]).await.unwrap().get(0);
+    let sessions: i64 = s
+        .app
+        .db
+        .connect()
+        .await
+        .query_one("SELECT count(*) FROM sessions", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(sessions, 0);
-    let types: Vec<String> = s.app.all_events().await.into_iter().map(|e| e.event_type).collect();
+    let types: Vec<String> = s
+        .app
+        .all_events()
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
     assert!(types.contains(&"login.denied".to_owned()));
 }
 
@@ -249,13 +297,20 @@ async fn replayed_tampered_or_foreign_callbacks_are_refused_and_create_nothing()
     let mut other = HubBrowser::new(&s.app.base);
     let res = other.get(&callback).await;
     assert_eq!(res.status(), 400);
-    assert!(res.text().await.unwrap().contains("not started in this browser"));
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("not started in this browser"));
     // The provider's own error answer shows only its code.
     let res = other
         .get("/auth/callback?error=access_denied&error_description=%3Cscript%3Eevil")
         .await;
     let html = res.text().await.unwrap();
-    assert!(html.contains("access_denied") && !html.contains("evil"), "{html}");
+    assert!(
+        html.contains("access_denied") && !html.contains("evil"),
+        "{html}"
+    );
     assert!(user_rows(&s.app).await.is_empty());
 }
 
@@ -267,48 +322,128 @@ async fn provider_down_gives_a_clear_page_and_break_glass_works_only_then() {
 
     // The form while SSO works: the login is refused.
     let form = erin.get("/auth/break-glass").await.text().await.unwrap();
-    let token = form.split("name=\"csrf_token\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let token = form
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     let res = erin
-        .post_form("/auth/break-glass", &[("username", "erin"), ("password", &erin_pw), ("csrf_token", &token)])
+        .post_form(
+            "/auth/break-glass",
+            &[
+                ("username", "erin"),
+                ("password", &erin_pw),
+                ("csrf_token", &token),
+            ],
+        )
         .await;
     assert_eq!(res.status(), 403);
-    assert!(res.text().await.unwrap().contains("Single sign-on is working"));
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Single sign-on is working"));
 
     s.standins.stop_oidc();
     let res = erin.get("/auth/oidc/start").await;
     assert_eq!(res.status(), 503);
     let html = res.text().await.unwrap();
-    assert!(html.contains("does not answer") && html.contains("/auth/break-glass"), "{html}");
+    assert!(
+        html.contains("does not answer") && html.contains("/auth/break-glass"),
+        "{html}"
+    );
 
     // Without the form's token: refused.
     let _ = erin.get("/auth/break-glass").await;
     let res = erin
-        .post_form("/auth/break-glass", &[("username", "erin"), ("password", &erin_pw), ("csrf_token", "forged")])
+        .post_form(
+            "/auth/break-glass",
+            &[
+                ("username", "erin"),
+                ("password", &erin_pw),
+                ("csrf_token", "forged"),
+            ],
+        )
         .await;
     assert_eq!(res.status(), 403);
     // Wrong password.
     let form = erin.get("/auth/break-glass").await.text().await.unwrap();
-    let token = form.split("name=\"csrf_token\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let token = form
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     let res = erin
-        .post_form("/auth/break-glass", &[("username", "erin"), ("password", "wrong-password"), ("csrf_token", &token)])
+        .post_form(
+            "/auth/break-glass",
+            &[
+                ("username", "erin"),
+                ("password", "wrong-password"),
+                ("csrf_token", &token),
+            ],
+        )
         .await;
     assert_eq!(res.status(), 401);
     // bob is not in the break-glass group.
     let mut bob = HubBrowser::new(&s.app.base);
     let form = bob.get("/auth/break-glass").await.text().await.unwrap();
-    let token = form.split("name=\"csrf_token\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let token = form
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     let res = bob
-        .post_form("/auth/break-glass", &[("username", "bob"), ("password", &fixture_user("bob").password), ("csrf_token", &token)])
+        .post_form(
+            "/auth/break-glass",
+            &[
+                ("username", "bob"),
+                ("password", &fixture_user("bob").password),
+                ("csrf_token", &token),
+            ],
+        )
         .await;
     assert_eq!(res.status(), 403);
-    assert!(res.text().await.unwrap().contains("not in the break-glass group"));
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("not in the break-glass group"));
     assert!(bob.session().is_none());
 
     // erin, correctly: a session, an audit event and an escalated decision for review.
-    let form = erin.get("/auth/break-glass?next=/account").await.text().await.unwrap();
-    let token = form.split("name=\"csrf_token\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let form = erin
+        .get("/auth/break-glass?next=/account")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let token = form
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
     let res = erin
-        .post_form("/auth/break-glass", &[("username", "erin"), ("password", &erin_pw), ("csrf_token", &token), ("next", "/account")])
+        .post_form(
+            "/auth/break-glass",
+            &[
+                ("username", "erin"),
+                ("password", &erin_pw),
+                ("csrf_token", &token),
+                ("next", "/account"),
+            ],
+        )
         .await;
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
     assert!(erin.session().is_some());
@@ -317,18 +452,36 @@ async fn provider_down_gives_a_clear_page_and_break_glass_works_only_then() {
     let decisions: Value = s.app.get_json("/api/v1/decisions?status=escalated").await;
     let items = decisions["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{decisions}");
-    assert!(items[0]["title"].as_str().unwrap().contains("break-glass login of erin"));
-    assert_eq!(items[0]["proposed_by"], "erin", "so erin cannot approve it herself");
+    assert!(items[0]["title"]
+        .as_str()
+        .unwrap()
+        .contains("break-glass login of erin"));
+    assert_eq!(
+        items[0]["proposed_by"], "erin",
+        "so erin cannot approve it herself"
+    );
     let events = s.app.all_events().await;
-    let bg: Vec<_> = events.iter().filter(|e| e.event_type == "session.break_glass").collect();
+    let bg: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "session.break_glass")
+        .collect();
     assert_eq!(bg.len(), 1);
     assert!(bg[0].decision_id.is_some(), "linked to the review decision");
     let rows = user_rows(&s.app).await;
     assert_eq!(rows.len(), 1);
-    assert!(rows[0].0.starts_with("ldap:"), "keyed on the directory: {:?}", rows[0]);
+    assert!(
+        rows[0].0.starts_with("ldap:"),
+        "keyed on the directory: {:?}",
+        rows[0]
+    );
     assert_eq!(rows[0].1, fixture_user("erin").uuid, "entryUUID");
     let text = s.app.metrics_text(&s.app.base).await;
-    assert!(metric(&text, r#"hub_rate_limit_decisions_total{limit="login_per_account",outcome="allowed"}"#) >= 3.0);
+    assert!(
+        metric(
+            &text,
+            r#"hub_rate_limit_decisions_total{limit="login_per_account",outcome="allowed"}"#
+        ) >= 3.0
+    );
 }
 
 #[tokio::test]
@@ -339,15 +492,35 @@ async fn break_glass_password_guessing_is_rate_limited_per_account() {
     let mut last = 0;
     for _ in 0..3 {
         let form = guesser.get("/auth/break-glass").await.text().await.unwrap();
-        let token = form.split("name=\"csrf_token\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+        let token = form
+            .split("name=\"csrf_token\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned();
         let res = guesser
-            .post_form("/auth/break-glass", &[("username", "erin"), ("password", "guess"), ("csrf_token", &token)])
+            .post_form(
+                "/auth/break-glass",
+                &[
+                    ("username", "erin"),
+                    ("password", "guess"),
+                    ("csrf_token", &token),
+                ],
+            )
             .await;
         last = res.status().as_u16();
     }
     assert_eq!(last, 429);
     let text = s.app.metrics_text(&s.app.base).await;
-    assert_eq!(metric(&text, r#"hub_rate_limit_decisions_total{limit="login_per_account",outcome="limited"}"#), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            r#"hub_rate_limit_decisions_total{limit="login_per_account",outcome="limited"}"#
+        ),
+        1.0
+    );
 }
 
 #[tokio::test]
@@ -365,23 +538,37 @@ async fn the_group_sync_revokes_roles_and_sessions_of_people_removed_from_a_grou
     s.standins.ldap_modify(
         "dn: cn=hub_members,ou=groups,dc=example,dc=com\nchangetype: modify\ndelete: member\nmember: uid=bob,ou=people,dc=example,dc=com\n",
     );
-    let report = hub_core::identity::sync::sync_once(&s.app.identity).await.unwrap();
+    let report = hub_core::identity::sync::sync_once(&s.app.identity)
+        .await
+        .unwrap();
     assert_eq!(report.checked, 2);
     assert_eq!(report.changed, 1);
     assert_eq!(report.sessions_revoked, 1);
     let p = problem(whoami(&bob).await.unwrap(), 401).await;
     assert!(p["detail"].as_str().unwrap().contains("ended"));
-    assert_eq!(whoami(&alice).await.unwrap().status(), 200, "alice is untouched");
+    assert_eq!(
+        whoami(&alice).await.unwrap().status(),
+        200,
+        "alice is untouched"
+    );
     let rows = user_rows(&s.app).await;
     let bob_row = rows.iter().find(|r| r.2 == "bob").unwrap();
     assert!(bob_row.4.is_empty(), "roles revoked: {bob_row:?}");
-    let types: Vec<String> = s.app.all_events().await.into_iter().map(|e| e.event_type).collect();
+    let types: Vec<String> = s
+        .app
+        .all_events()
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
     assert!(types.contains(&"user.roles_changed".to_owned()));
     assert!(types.contains(&"session.revoked_all".to_owned()));
 
     // LDAP down: the sync fails and changes nothing.
     s.standins.stop_ldap();
-    assert!(hub_core::identity::sync::sync_once(&s.app.identity).await.is_err());
+    assert!(hub_core::identity::sync::sync_once(&s.app.identity)
+        .await
+        .is_err());
     assert_eq!(whoami(&alice).await.unwrap().status(), 200);
 }
 
@@ -389,10 +576,19 @@ async fn the_group_sync_revokes_roles_and_sessions_of_people_removed_from_a_grou
 async fn directory_lookups_serve_the_pickers_and_say_when_ldap_is_down() {
     let s = stack().await;
     let found: Value = s.app.get_json("/api/v1/directory/users?prefix=a").await;
-    let uids: Vec<&str> = found["items"].as_array().unwrap().iter().map(|u| u["uid"].as_str().unwrap()).collect();
+    let uids: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["uid"].as_str().unwrap())
+        .collect();
     assert_eq!(uids, vec!["admin", "alice"]);
     let groups: Value = s.app.get_json("/api/v1/directory/groups").await;
-    assert!(groups["items"].as_array().unwrap().iter().any(|g| g["name"] == "hub_breakglass" && g["members"] == serde_json::json!(["erin"])));
+    assert!(groups["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["name"] == "hub_breakglass" && g["members"] == serde_json::json!(["erin"])));
     s.standins.stop_ldap();
     let res = s.app.get("/api/v1/directory/users?prefix=a").await;
     let p = problem(res, 503).await;

@@ -16,3 +16,4 @@ mod sessions;
 mod standins;
 mod stream;
 mod tokens;
+mod ui;

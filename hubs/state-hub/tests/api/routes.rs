@@ -23,7 +23,13 @@ fn every_route_names_its_access_and_only_login_pages_are_public() {
     assert!(table.len() > 30);
     for r in &table {
         if r.access == Access::Public {
-            assert_eq!(r.surface, Surface::Page, "{} {} is a public API route", r.method, r.path);
+            assert_eq!(
+                r.surface,
+                Surface::Page,
+                "{} {} is a public API route",
+                r.method,
+                r.path
+            );
             assert!(
                 PUBLIC_PAGES.contains(&r.path),
                 "{} {} must not be public: only the login pages and static assets are",
@@ -68,7 +74,10 @@ async fn every_protected_route_refuses_requests_without_valid_credentials() {
         let path = concrete(r.path);
         for (token, cookie) in [
             (None, None),
-            (Some("hpt_not-a-real-token-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), None),
+            (
+                Some("hpt_not-a-real-token-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+                None,
+            ),
             (None, Some("__Host-state-hub-session=forged-session-secret")),
         ] {
             let method = reqwest::Method::from_bytes(r.method.as_str().as_bytes()).unwrap();
@@ -95,7 +104,12 @@ async fn every_protected_route_refuses_requests_without_valid_credentials() {
                 Surface::Page => {
                     assert_eq!(res.status(), 303, "{} {}", r.method, path);
                     let to = res.headers()["location"].to_str().unwrap();
-                    assert!(to.starts_with("/auth/login?next="), "{} {} → {to}", r.method, path);
+                    assert!(
+                        to.starts_with("/auth/login?next="),
+                        "{} {} → {to}",
+                        r.method,
+                        path
+                    );
                 }
             }
         }
@@ -133,7 +147,13 @@ async fn every_mutation_reached_with_a_cookie_needs_the_csrf_token() {
                 req = req.header("x-csrf-token", h);
             }
             let res = req.send().await.unwrap();
-            assert_eq!(res.status(), 403, "{} {} without a valid CSRF token", r.method, path);
+            assert_eq!(
+                res.status(),
+                403,
+                "{} {} without a valid CSRF token",
+                r.method,
+                path
+            );
             let body = res.text().await.unwrap();
             match r.surface {
                 Surface::Api => assert!(body.contains("csrf-failed"), "{body}"),
@@ -143,7 +163,11 @@ async fn every_mutation_reached_with_a_cookie_needs_the_csrf_token() {
         checked += 1;
     }
     assert!(checked > 15, "only {checked} mutations found");
-    assert_eq!(app.event_count().await, before, "a refused request wrote an event");
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "a refused request wrote an event"
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,10 @@ async fn set_session(app: &TestApp, id: uuid::Uuid, sql_set: &str) {
     app.db
         .connect()
         .await
-        .execute(&format!("UPDATE sessions SET {sql_set} WHERE id = $1"), &[&id])
+        .execute(
+            &format!("UPDATE sessions SET {sql_set} WHERE id = $1"),
+            &[&id],
+        )
         .await
         .unwrap();
 }
@@ -24,14 +27,22 @@ async fn a_session_cookie_authenticates_a_human_with_roles_from_groups() {
     assert_eq!(res.status(), 403, "members do not manage sessions");
     let html = alice.page("/").await;
     assert!(html.contains("alice") && html.contains("Log out"), "{html}");
-    assert!(html.contains(&alice.csrf), "the page carries the CSRF token for its forms");
+    assert!(
+        html.contains(&alice.csrf),
+        "the page carries the CSRF token for its forms"
+    );
 }
 
 #[tokio::test]
 async fn idle_and_absolute_time_outs_end_a_session_with_a_clear_answer() {
     let app = TestApp::spawn().await;
     let alice = app.browser_as("alice", &["hub_members"]).await;
-    set_session(&app, alice.session_id, "idle_expires_at = now() - interval '1 second'").await;
+    set_session(
+        &app,
+        alice.session_id,
+        "idle_expires_at = now() - interval '1 second'",
+    )
+    .await;
     let p = problem(alice.get("/api/v1/whoami").await, 401).await;
     assert!(p["detail"].as_str().unwrap().contains("expired"), "{p}");
     let res = alice.get("/account?tab=1").await;
@@ -117,7 +128,10 @@ async fn an_admin_revoke_takes_effect_on_the_next_request_and_is_journaled() {
         .unwrap();
     assert_eq!(missing.status(), 404);
     let events = app.all_events().await;
-    let revoked: Vec<_> = events.iter().filter(|e| e.event_type == "session.revoked").collect();
+    let revoked: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "session.revoked")
+        .collect();
     assert_eq!(revoked.len(), 1);
     assert!(revoked[0].summary.contains("alice"));
 }
@@ -130,22 +144,31 @@ async fn logout_ends_this_session_and_logout_everywhere_ends_all() {
     let a3 = app.browser_as("alice", &["hub_members"]).await;
     let res = a1.post_form("/auth/logout", &[]).await;
     assert_eq!(res.status(), 200);
-    let cleared = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .any(|c| c.to_str().unwrap().starts_with("__Host-state-hub-session=;"));
+    let cleared = res.headers().get_all("set-cookie").iter().any(|c| {
+        c.to_str()
+            .unwrap()
+            .starts_with("__Host-state-hub-session=;")
+    });
     assert!(cleared, "the cookie is removed");
     assert!(res.text().await.unwrap().contains("logged out"));
     assert_eq!(a1.get("/api/v1/whoami").await.status(), 401);
-    assert_eq!(a2.get("/api/v1/whoami").await.status(), 200, "other sessions live on");
+    assert_eq!(
+        a2.get("/api/v1/whoami").await.status(),
+        200,
+        "other sessions live on"
+    );
 
     let res = a2.post_form("/auth/logout-everywhere", &[]).await;
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains("(2)"));
     assert_eq!(a2.get("/api/v1/whoami").await.status(), 401);
     assert_eq!(a3.get("/api/v1/whoami").await.status(), 401);
-    let types: Vec<String> = app.all_events().await.into_iter().map(|e| e.event_type).collect();
+    let types: Vec<String> = app
+        .all_events()
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
     assert!(types.contains(&"session.logout".to_owned()));
     assert!(types.contains(&"session.revoked_all".to_owned()));
 }
@@ -172,13 +195,19 @@ async fn token_issuing_is_rate_limited_per_principal_and_counted() {
         assert_eq!(res.status(), 201);
     }
     let res = app
-        .post("/api/v1/tokens", json!({"name": "t4", "subject": "ci", "kind": "service", "roles": ["viewer"]}))
+        .post(
+            "/api/v1/tokens",
+            json!({"name": "t4", "subject": "ci", "kind": "service", "roles": ["viewer"]}),
+        )
         .await;
     let p = problem(res, 429).await;
     assert!(p["detail"].as_str().unwrap().contains("too many"), "{p}");
     let text = app.metrics_text(&app.base).await;
     assert_eq!(
-        metric(&text, r#"hub_rate_limit_decisions_total{limit="token_issue",outcome="limited"}"#),
+        metric(
+            &text,
+            r#"hub_rate_limit_decisions_total{limit="token_issue",outcome="limited"}"#
+        ),
         1.0
     );
     let tokens: Value = app.get_json("/api/v1/tokens").await;
