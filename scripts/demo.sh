@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 #
-# Hubplane demo: ./scripts/demo.sh [--port BASE] [--no-wait] [--skip-build]
+# Hubplane demo: ./scripts/demo.sh [--port BASE] [--no-wait] [--skip-build] [--tls] | --stop
 #
-# Builds the release binaries, starts the state hub on a fresh database, seeds
-# it with a workstream, a workplan, tasks, decisions and events through hubctl,
-# checks the journal's hash chain (hubctl audit verify), prints where everything
-# is, and keeps running until Ctrl-C / SIGTERM. Everything it writes lives in
-# .tmp/demo/ (token, config, logs).
+# Builds the release binaries and starts the identity-enabled state hub the
+# browser suite tests (scripts/lib/stack.sh): the LDAP stand-in (LLDAP's
+# layout, the fixture users of tests/standins/directory.json), the OIDC
+# stand-in (configured like Authelia) with a client for the state hub, a fresh
+# database, and the state hub with web login (SSO, break-glass). Then it seeds
+# the hub with a workstream, a workplan, tasks, decisions and events through
+# hubctl and the bootstrap token, checks the journal's hash chain (hubctl audit
+# verify), prints the URLs and the logins, and keeps running until Ctrl-C /
+# SIGTERM (with --no-wait: exits and leaves everything running until
+# ./scripts/demo.sh --stop). Everything it writes lives in .tmp/demo/.
+#
+# The issuer is plain http on loopback (the state hub's dev_mode allows that):
+# the browser shows the provider's login form without a certificate warning.
+# --tls serves it over https with the stand-ins' test CA instead (the hub
+# trusts it through identity.oidc.ca_file; the browser warns).
 #
 # Ports, from BASE (default 8480):
-#   BASE      state hub
+#   BASE      state hub (web UI and API)
 #   BASE+1..  reserved for the domain hubs (dev-hub, ops-hub)
-#   BASE+10.. reserved for the LDAP and OIDC stand-ins
+#   BASE+10   OIDC stand-in (Authelia)
+#   BASE+11   LDAP stand-in (LLDAP)
 #
-# Adding a service: write a start_<name> function that writes its config,
-# calls `start_service NAME CMD...` and `wait_ready NAME URL`, and call it from
-# main. The cleanup trap stops every started service in reverse order, then
-# the throwaway PostgreSQL if one was started.
+# Adding a service (a domain hub, say): start it from scripts/lib/stack.sh, so
+# the demo and the browser suite run the same setup; stack_down stops it.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -28,16 +37,24 @@ source "${SCRIPT_DIR}/lib/common.sh"
 source "${SCRIPT_DIR}/lib/deps.sh"
 # shellcheck source=lib/postgres.sh
 source "${SCRIPT_DIR}/lib/postgres.sh"
+# shellcheck source=lib/stack.sh
+source "${SCRIPT_DIR}/lib/stack.sh"
 
 cd "${HUBPLANE_REPO}"
 
 usage() {
     cat <<'USAGE'
-Usage: ./scripts/demo.sh [--port BASE] [--no-wait] [--skip-build]
+Usage: ./scripts/demo.sh [--port BASE] [--no-wait] [--skip-build] [--tls]
+       ./scripts/demo.sh --stop
 
-  --port BASE    first port to use (default 8480): the state hub listens on BASE
-  --no-wait      seed, print the summary, then stop everything and exit 0
+  --port BASE    first port to use (default 8480): the state hub listens on BASE,
+                 the OIDC stand-in on BASE+10, the LDAP stand-in on BASE+11
+  --no-wait      start, seed, print the summary, then exit 0 and leave the demo
+                 running (stop it with ./scripts/demo.sh --stop)
   --skip-build   use the release binaries already in target/release
+  --tls          serve the OIDC stand-in over https with the test CA (the browser
+                 will warn about its certificate) instead of plain http on loopback
+  --stop         stop a demo left running by --no-wait, and exit
   -h, --help     this text
 
 Environment: HUB_TEST_DATABASE_URL (a PostgreSQL superuser URL to use),
@@ -48,6 +65,8 @@ USAGE
 BASE_PORT=8480
 WAIT=1
 BUILD=1
+TLS=0
+STOP=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --port)
@@ -65,6 +84,14 @@ while [[ $# -gt 0 ]]; do
             ;;
         --skip-build)
             BUILD=0
+            shift
+            ;;
+        --tls)
+            TLS=1
+            shift
+            ;;
+        --stop)
+            STOP=1
             shift
             ;;
         -h | --help)
@@ -89,145 +116,44 @@ STATE_HUB_BIN="${BIN_DIR}/state-hub"
 HUBCTL_BIN="${BIN_DIR}/hubctl"
 
 STATE_HUB_PORT="${BASE_PORT}"
-STATE_HUB_URL="http://127.0.0.1:${STATE_HUB_PORT}"
+OIDC_PORT=$((BASE_PORT + 10))
+LDAP_PORT=$((BASE_PORT + 11))
 STATE_DB_NAME="hubplane_demo_state"
-TOKEN_FILE="${DEMO_DIR}/admin.token"
-STATE_HUB_CONFIG="${DEMO_DIR}/state-hub.toml"
-
-# ---------------------------------------------------------------------------
-# Service helpers
-# ---------------------------------------------------------------------------
-
-SERVICE_NAMES=()
-SERVICE_PIDS=()
-
-service_log() {
-    printf '%s/%s.log\n' "${DEMO_DIR}" "$1"
-}
+# Written by --no-wait: the throwaway PostgreSQL's directory, when the demo started one.
+DETACHED_PG_FILE="${DEMO_DIR}/postgres.dir"
 
 # rel PATH: PATH relative to the checkout when it is inside it.
 rel() {
     printf '%s\n' "${1#"${HUBPLANE_REPO}"/}"
 }
 
-# start_service NAME CMD...: starts CMD in the background with its output in
-# .tmp/demo/NAME.log and remembers its pid for the cleanup trap.
-start_service() {
-    local name="$1"
-    shift
-    local log
-    log="$(service_log "${name}")"
-    : >"${log}"
-    # The scripts' own HUB_* variables are not hub configuration: keep them out
-    # of the services' environment so they cannot be read as config overrides.
-    env -u HUB_TEST_DATABASE_URL -u HUB_FORCE_THROWAWAY_PG -u HUB_PG_THROWAWAY \
-        -u HUB_PG_LOG -u HUB_PG_PORT -u HUB_BIN_DIR \
-        "$@" >>"${log}" 2>&1 </dev/null &
-    local pid=$!
-    SERVICE_NAMES+=("${name}")
-    SERVICE_PIDS+=("${pid}")
-    hp_info "started ${name} (pid ${pid}, log $(rel "${log}"))"
+# stop_demo: stops a demo that --no-wait left running (the stack in .tmp/demo, and the
+# throwaway PostgreSQL if it started one). Idempotent.
+stop_demo() {
+    stack_down "${DEMO_DIR}"
+    if [[ -f "${DETACHED_PG_FILE}" ]]; then
+        stop_detached_postgres "$(cat "${DETACHED_PG_FILE}")"
+        rm -f -- "${DETACHED_PG_FILE}"
+    fi
 }
 
-service_pid() {
-    local i
-    for i in "${!SERVICE_NAMES[@]}"; do
-        if [[ "${SERVICE_NAMES[i]}" == "$1" ]]; then
-            printf '%s\n' "${SERVICE_PIDS[i]}"
-            return 0
-        fi
-    done
-    return 1
-}
-
-show_log_tail() {
-    local log
-    log="$(service_log "$1")"
-    printf -- '--- last lines of %s ---\n' "$(rel "${log}")" >&2
-    tail -n 40 "${log}" >&2 || true
-    printf -- '---\n' >&2
-}
-
-# wait_ready NAME URL [TIMEOUT_SECONDS]: waits until URL answers 2xx, the
-# service exits, or the time-out (default 30 s) passes.
-wait_ready() {
-    local name="$1" url="$2" timeout="${3:-30}"
-    local pid deadline
-    pid="$(service_pid "${name}")" || hp_die "wait_ready: unknown service ${name}"
-    deadline=$((SECONDS + timeout))
-    hp_info "waiting for ${url}"
-    while ((SECONDS < deadline)); do
-        if curl -fsS --max-time 2 -o /dev/null "${url}" 2>/dev/null; then
-            hp_info "${name} is ready"
-            return 0
-        fi
-        if ! kill -0 "${pid}" 2>/dev/null; then
-            show_log_tail "${name}"
-            hp_die "${name} exited before it became ready"
-        fi
-        sleep 0.5
-    done
-    curl -sS --max-time 2 -o /dev/null "${url}" || true
-    show_log_tail "${name}"
-    hp_die "${name} was not ready at ${url} within ${timeout} s"
-}
-
-# Stops the services in reverse start order: SIGTERM, then SIGKILL after 20 s.
-stop_services() {
-    local i pid name deadline
-    for ((i = ${#SERVICE_PIDS[@]} - 1; i >= 0; i--)); do
-        pid="${SERVICE_PIDS[i]}"
-        name="${SERVICE_NAMES[i]}"
-        if kill -0 "${pid}" 2>/dev/null; then
-            hp_info "stopping ${name} (pid ${pid})"
-            kill -TERM "${pid}" 2>/dev/null || true
-            deadline=$((SECONDS + 20))
-            while kill -0 "${pid}" 2>/dev/null && ((SECONDS < deadline)); do
-                sleep 0.2
-            done
-            if kill -0 "${pid}" 2>/dev/null; then
-                hp_warn "${name} did not stop within 20 s; killing it"
-                kill -KILL "${pid}" 2>/dev/null || true
-            fi
-        fi
-        wait "${pid}" 2>/dev/null || true
-    done
-    SERVICE_NAMES=()
-    SERVICE_PIDS=()
-}
-
+DETACH=0
 CLEANED_UP=0
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
     local rc=$?
-    if [[ "${CLEANED_UP}" -eq 1 ]]; then
-        return 0
+    if [[ "${CLEANED_UP}" -eq 1 || "${DETACH}" -eq 1 ]]; then
+        return "${rc}"
     fi
     CLEANED_UP=1
-    if [[ ${#SERVICE_PIDS[@]} -gt 0 ]] || [[ "${HUB_PG_THROWAWAY}" -eq 1 ]]; then
-        hp_step "stopping the demo"
-    fi
-    stop_services
+    hp_step "stopping the demo"
+    stack_down "${DEMO_DIR}"
     stop_postgres
     return "${rc}"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-require_port_free() {
-    if hp_port_in_use "$1"; then
-        hp_die "port $1 is already in use (is another demo running?); pick other ports with --port BASE"
-    fi
-}
-
-# toml_str VALUE: VALUE as a TOML basic string.
-toml_str() {
-    local s="$1"
-    s="${s//\\/\\\\}"
-    s="${s//\"/\\\"}"
-    printf '"%s"' "${s}"
-}
 
 # ---------------------------------------------------------------------------
 # hubctl helpers
@@ -276,28 +202,12 @@ hubctl_id() {
 
 prepare_packages() {
     hp_step "packages"
-    ensure_debian_packages postgresql-client jq curl ca-certificates
+    stack_ensure_deps
 }
 
 prepare_postgres() {
     hp_step "postgres"
     ensure_postgres
-    ADMIN_DB_URL="${HUB_TEST_DATABASE_URL}"
-    STATE_DB_URL="$(pg_url_with_database "${ADMIN_DB_URL}" "${STATE_DB_NAME}")"
-}
-
-# create_database NAME: drops and creates database NAME on the ensured server.
-create_database() {
-    local name="$1" version force=""
-    hp_step "database ${name}"
-    version="$(psql "${ADMIN_DB_URL}" -X -A -t -q -c 'show server_version_num')"
-    if ((version >= 130000)); then
-        force=" WITH (FORCE)" # also ends connections a leftover demo still holds
-    fi
-    PGOPTIONS="-c client_min_messages=warning" psql "${ADMIN_DB_URL}" -X -q -v ON_ERROR_STOP=1 \
-        -c "DROP DATABASE IF EXISTS \"${name}\"${force}" \
-        -c "CREATE DATABASE \"${name}\""
-    hp_info "created a fresh ${name}"
 }
 
 build_binaries() {
@@ -313,51 +223,17 @@ build_binaries() {
     done
 }
 
-write_admin_token() {
-    local token
-    token="hpt_$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
-    ((${#token} >= 40)) || hp_die "generated token is too short"
-    rm -f -- "${TOKEN_FILE}"
-    (
-        umask 077
-        printf '%s' "${token}" >"${TOKEN_FILE}"
-    )
-    chmod 0600 "${TOKEN_FILE}"
-    hp_info "bootstrap admin token: $(rel "${TOKEN_FILE}")"
-}
-
-start_state_hub() {
-    hp_step "state hub on ${STATE_HUB_URL}"
-    cat >"${STATE_HUB_CONFIG}" <<TOML
-# Written by scripts/demo.sh; rewritten on every run.
-dev_mode = true
-
-[server]
-listen = $(toml_str "127.0.0.1:${STATE_HUB_PORT}")
-public_url = $(toml_str "${STATE_HUB_URL}")
-
-[database]
-url = $(toml_str "${STATE_DB_URL}")
-pool_size = 16
-health_pool_size = 2
-
-[auth]
-bootstrap_admin_token_file = $(toml_str "${TOKEN_FILE}")
-
-[log]
-format = "pretty"
-filter = "info"
-TOML
-    hp_info "config: $(rel "${STATE_HUB_CONFIG}")"
-    require_port_free "${STATE_HUB_PORT}"
-    start_service state-hub "${STATE_HUB_BIN}" --config "${STATE_HUB_CONFIG}" serve
-    wait_ready state-hub "${STATE_HUB_URL}/readyz" 30
+start_stack() {
+    local tls=()
+    [[ "${TLS}" -eq 0 ]] || tls=(--tls)
+    stack_up --dir "${DEMO_DIR}" --hub-port "${STATE_HUB_PORT}" --oidc-port "${OIDC_PORT}" \
+        --ldap-port "${LDAP_PORT}" --database "${STATE_DB_NAME}" --bin-dir "${BIN_DIR}" "${tls[@]}"
 }
 
 seed_state_hub() {
     hp_step "seeding the state hub with hubctl"
-    export HUBCTL_URL="${STATE_HUB_URL}"
-    export HUBCTL_TOKEN_FILE="${TOKEN_FILE}"
+    export HUBCTL_URL="${STACK_HUB_URL}"
+    export HUBCTL_TOKEN_FILE="${STACK_TOKEN_FILE}"
 
     local ws wp t_host t_lldap t_caps t_runbooks t_backups d_sso d_caps d_db
 
@@ -434,77 +310,156 @@ seed_state_hub() {
     "${HUBCTL_BIN}" audit verify || hp_die "hubctl audit verify failed"
 }
 
+# login_rows: one line per fixture user: uid, password, groups, and the role the state hub's
+# default mapping gives (admin = hub_admins, member = hub_members, viewer = hub_viewers).
+login_rows() {
+    jq -r '
+        . as $d
+        | $d.users[]
+        | .uid as $u
+        | [$d.groups[] | select(.members | index($u)) | .name] as $g
+        | ([if ($g | index("hub_admins")) then "admin"
+            elif ($g | index("hub_members")) then "member"
+            elif ($g | index("hub_viewers")) then "viewer"
+            else empty end]
+           + (if ($g | index("hub_breakglass")) then ["may use break-glass"] else [] end)) as $r
+        | [$u, .password, (if ($g | length) == 0 then "(none)" else ($g | join(", ")) end),
+           (if ($r | length) == 0 then "no access (gets the 403 page)" else ($r | join(", ")) end)]
+        | @tsv' "${HUBPLANE_REPO}/tests/standins/directory.json" \
+        | sort -t$'\t' -k1,1 \
+        | awk -F'\t' '{ printf "   %-7s %-18s %-29s %s\n", $1, $2, $3, $4 }'
+}
+
 print_banner() {
-    local hubctl_rel
+    local hubctl_rel issuer_note stop_line
     hubctl_rel="$(rel "${HUBCTL_BIN}")"
+    if [[ "${STACK_TLS}" -eq 1 ]]; then
+        issuer_note="https with the test CA below (--tls): the hub trusts it through ca_file; your
+                    browser does not, so it warns on the provider's login page (or import ca.pem)."
+    else
+        issuer_note="plain http on loopback (dev_mode), so the browser shows the provider's login
+                    form without a certificate warning; --tls serves it over https with the test CA."
+    fi
+    if [[ "${WAIT}" -eq 1 ]]; then
+        stop_line="Ctrl-C (or SIGTERM)"
+    else
+        stop_line="./scripts/demo.sh --stop"
+    fi
     cat <<BANNER
 
 ================================================================================
  Hubplane demo is up
 --------------------------------------------------------------------------------
- state hub API      ${STATE_HUB_URL}/api/v1
- liveness           ${STATE_HUB_URL}/healthz
- readiness          ${STATE_HUB_URL}/readyz
- metrics            ${STATE_HUB_URL}/metrics
- OpenAPI document   ${STATE_HUB_URL}/api/v1/openapi.json
+ web UI             ${STACK_HUB_URL}/            (log in with single sign-on)
+ state hub API      ${STACK_HUB_URL}/api/v1
+ liveness           ${STACK_HUB_URL}/healthz
+ readiness          ${STACK_HUB_URL}/readyz
+ metrics            ${STACK_HUB_URL}/metrics
+ OpenAPI document   ${STACK_HUB_URL}/api/v1/openapi.json
+ OIDC provider      ${STACK_ISSUER}   (stand-in for Authelia; log: $(rel "${STACK_OIDC_DIR}")/oidc.log)
+ LDAP directory     ${STACK_LDAP_URL}   (stand-in for LLDAP; bind uid=admin,ou=people,dc=example,dc=com,
+                    password in $(rel "${STACK_LDAP_DIR}")/admin.password)
 
- admin token file   ${TOKEN_FILE}
- config             $(rel "${STATE_HUB_CONFIG}")
- log                $(rel "$(service_log state-hub)")
- database           ${STATE_DB_URL}
+ issuer             ${issuer_note}
+ test CA            $(rel "${STACK_CA_FILE}")
+ config             $(rel "${STACK_HUB_CONFIG}")
+ log                $(rel "${STACK_HUB_LOG}")
+ database           ${STACK_DB_URL}
 
- logins (API tokens; web login arrives with the identity milestone)
-   admin            ${TOKEN_FILE}
-   reviewer         ${REVIEWER_TOKEN_FILE}
+ Web logins (tests/standins/directory.json; test passwords, nothing else uses them)
+   user    password           groups                        role on the state hub
+$(login_rows)
+
+ Break-glass (logging in while single sign-on is down):
+   tests/standins/oidc/stop.sh --dir $(rel "${STACK_OIDC_DIR}")   # stops the pid in $(rel "${STACK_OIDC_DIR}")/oidc.pid
+   open ${STACK_HUB_URL}/auth/break-glass, log in as erin / erin-standin-pw
+     -> the dashboard with a "break-glass" badge, and an escalated decision
+        "Review break-glass login of erin" for someone else (alice) to resolve;
+        bob is refused (not in hub_breakglass), and so is everyone while SSO answers
+   bring single sign-on back (it gets a new signing key, as after a key rotation):
+   $(stack_oidc_start_command "${DEMO_DIR}")
+
+ API tokens
+   admin            $(rel "${STACK_TOKEN_FILE}")
+   reviewer         $(rel "${REVIEWER_TOKEN_FILE}")
 
  Try it:
-   export HUBCTL_URL=${STATE_HUB_URL} HUBCTL_TOKEN_FILE=${TOKEN_FILE}
+   export HUBCTL_URL=${STACK_HUB_URL} HUBCTL_TOKEN_FILE=$(rel "${STACK_TOKEN_FILE}")
    ${hubctl_rel} events tail                       # in a second terminal
    ${hubctl_rel} decisions list --status escalated
    ${hubctl_rel} decisions resolve ${ESCALATED_DECISION} --choice "One registration per service" --rationale "ok"
-       # refused: admin proposed it; approve as the reviewer:
-   HUBCTL_TOKEN_FILE=${REVIEWER_TOKEN_FILE} ${hubctl_rel} decisions resolve ${ESCALATED_DECISION} \\
+       # refused: admin proposed it; approve as the reviewer (or as alice in the web UI):
+   HUBCTL_TOKEN_FILE=$(rel "${REVIEWER_TOKEN_FILE}") ${hubctl_rel} decisions resolve ${ESCALATED_DECISION} \\
        --choice "One registration per service" --rationale "Separate failure domains"
    ${hubctl_rel} audit verify
+--------------------------------------------------------------------------------
+ stop with: ${stop_line}
 ================================================================================
 BANNER
 }
 
-# Runs until Ctrl-C / SIGTERM (the traps stop everything), or until a service dies.
+# pid_in FILE: the pid written in FILE, or nothing.
+pid_in() {
+    cat "$1" 2>/dev/null || true
+}
+
+# Runs until Ctrl-C / SIGTERM (the traps stop everything), or until the state hub or the
+# directory dies. The OIDC stand-in may come and go: stopping it is how break-glass is tried.
 wait_forever() {
     printf '\nRunning. Press Ctrl-C to stop.\n'
-    local i
+    local pid oidc_up=1 now_up
     while true; do
-        for i in "${!SERVICE_PIDS[@]}"; do
-            if ! kill -0 "${SERVICE_PIDS[i]}" 2>/dev/null; then
-                show_log_tail "${SERVICE_NAMES[i]}"
-                hp_die "${SERVICE_NAMES[i]} exited unexpectedly"
+        pid="$(pid_in "${DEMO_DIR}/state-hub.pid")"
+        if [[ -z "${pid}" ]] || ! kill -0 "${pid}" 2>/dev/null; then
+            tail -n 40 "${STACK_HUB_LOG}" >&2 || true
+            hp_die "the state hub exited unexpectedly (log: $(rel "${STACK_HUB_LOG}"))"
+        fi
+        pid="$(pid_in "${STACK_LDAP_DIR}/slapd.pid")"
+        if [[ -z "${pid}" ]] || ! kill -0 "${pid}" 2>/dev/null; then
+            hp_die "the LDAP stand-in exited unexpectedly (log: $(rel "${STACK_LDAP_DIR}")/slapd.log)"
+        fi
+        pid="$(pid_in "${STACK_OIDC_DIR}/oidc.pid")"
+        now_up=0
+        if [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null; then
+            now_up=1
+        fi
+        if [[ "${now_up}" -ne "${oidc_up}" ]]; then
+            if [[ "${now_up}" -eq 1 ]]; then
+                hp_info "the OIDC stand-in is back: single sign-on works again"
+            else
+                hp_info "the OIDC stand-in is down: break-glass login is possible now"
             fi
-        done
+            oidc_up="${now_up}"
+        fi
         sleep 1 &
         wait $! || true
     done
 }
 
 main() {
+    if [[ "${STOP}" -eq 1 ]]; then
+        DETACH=1 # nothing of this run to clean up
+        hp_step "stopping the demo in $(rel "${DEMO_DIR}")"
+        stop_demo
+        exit 0
+    fi
     mkdir -p "${DEMO_DIR}"
     chmod 0700 "${DEMO_DIR}"
     command -v cargo >/dev/null 2>&1 || [[ "${BUILD}" -eq 0 ]] || hp_die "cargo not found on PATH"
 
+    # A demo left running by --no-wait goes first: same ports, same directory.
+    stop_demo
     prepare_packages
     prepare_postgres
-    create_database "${STATE_DB_NAME}"
     build_binaries
-    write_admin_token
-
-    start_state_hub
-    # Later: start_ldap_stand_in, start_oidc_stand_in, start_domain_hub dev-hub, ...
-
+    start_stack
     seed_state_hub
     print_banner
 
     if [[ "${WAIT}" -eq 0 ]]; then
-        printf '\n--no-wait: stopping the demo.\n'
+        detach_postgres "${DETACHED_PG_FILE}"
+        DETACH=1
+        printf '\n--no-wait: the demo keeps running; stop it with: ./scripts/demo.sh --stop\n'
         exit 0
     fi
     wait_forever

@@ -3,7 +3,8 @@
 #
 # Hubplane's full test suite: ./scripts/test.sh
 #
-#   1. Debian packages the tests need (postgresql-client, jq, curl)
+#   1. Debian packages the tests need (postgresql-client, jq, curl, age), and the
+#      identity stand-ins (slapd, the OIDC stand-in's npm packages: lib/standins.sh)
 #   2. a PostgreSQL superuser URL in HUB_TEST_DATABASE_URL (scripts/lib/postgres.sh:
 #      the given one, the local server on 127.0.0.1:5432, or a throwaway cluster)
 #   3. cargo fmt --check, clippy -D warnings, build
@@ -23,6 +24,8 @@ source "${SCRIPT_DIR}/lib/common.sh"
 source "${SCRIPT_DIR}/lib/deps.sh"
 # shellcheck source=lib/postgres.sh
 source "${SCRIPT_DIR}/lib/postgres.sh"
+# shellcheck source=lib/standins.sh
+source "${SCRIPT_DIR}/lib/standins.sh"
 
 cd "${HUBPLANE_REPO}"
 
@@ -58,8 +61,9 @@ run_step() {
 command -v cargo >/dev/null 2>&1 || hp_die "cargo not found on PATH"
 
 hp_step "packages"
-ensure_debian_packages postgresql-client jq curl ca-certificates
+ensure_debian_packages postgresql-client jq curl ca-certificates age
 ensure_rust_components rustfmt clippy
+ensure_standins
 
 hp_step "postgres"
 ensure_postgres

@@ -6,12 +6,14 @@
 
 pub mod api;
 pub mod auth;
+pub mod capability;
 pub mod config;
 pub mod db;
 pub mod http;
 pub mod identity;
 pub mod journal;
 pub mod lifecycle;
+pub mod sealed;
 pub mod secret;
 pub mod telemetry;
 pub mod text;

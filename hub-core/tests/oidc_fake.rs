@@ -481,14 +481,17 @@ async fn a_login_reads_the_profile_from_userinfo_and_caches_discovery() {
     assert_eq!(who.email.as_deref(), Some("alice@example.com"));
     assert_eq!(who.groups, ["hub_admins", "hub_members"]);
 
-    assert!(client.provider_reachable().await);
     assert_eq!(
         client.end_session_url().await.map(|u| u.to_string()),
         Some(format!("{}/logout", provider.issuer))
     );
-    // Two begins, one complete and the probes above: discovery was fetched once.
+    // Two begins, one complete and the end-session look-up: discovery was fetched once.
     assert_eq!(provider.with(|s| s.discovery_fetches), 1);
     assert_eq!(provider.jwks_fetches(), 1);
+    // The reachability probe always asks the provider: a cached discovery says nothing about
+    // an outage that began since (break-glass depends on it).
+    assert!(client.provider_reachable().await);
+    assert_eq!(provider.with(|s| s.discovery_fetches), 2);
 }
 
 #[tokio::test]

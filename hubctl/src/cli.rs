@@ -88,6 +88,9 @@ pub enum Command {
     /// Audit the journal.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Age-encrypted credentials: keygen, encrypt, decrypt, rotate (offline).
+    #[command(subcommand)]
+    Secret(crate::commands::secret::SecretCommand),
     /// Print shell completions.
     Completions {
         /// Shell to generate completions for.

@@ -16,6 +16,14 @@
 #   stop_postgres
 #       Stops and deletes the throwaway cluster that ensure_postgres started in
 #       this shell, and nothing else. Idempotent: call it from an EXIT trap.
+#   detach_postgres FILE
+#       Leaves the throwaway cluster started in this shell running after the
+#       shell exits (stop_postgres no longer stops it) and writes its directory
+#       to FILE; does nothing when no throwaway cluster runs. For
+#       `demo.sh --no-wait`.
+#   stop_detached_postgres DIR
+#       Stops and deletes the throwaway cluster in DIR that detach_postgres
+#       left running. Idempotent.
 #
 #   Sets HUB_PG_THROWAWAY=1 when a throwaway cluster is running (0 otherwise),
 #   and HUB_PG_LOG to its log file.
@@ -262,4 +270,29 @@ stop_postgres() {
     HUB_PG_THROWAWAY=0
     HUB_PG_LOG=""
     return 0
+}
+
+detach_postgres() {
+    [[ $# -eq 1 ]] || hp_die "usage: detach_postgres FILE"
+    local run_dir="${_HP_PG_RUN_DIR}"
+    [[ -n "${run_dir}" && "${_HP_PG_OWNER_PID}" == "${BASHPID}" ]] || return 0
+    printf '%s\n' "${run_dir}" >"$1"
+    _HP_PG_RUN_DIR=""
+    # No owner any more: the next run's reaper leaves a running postmaster alone.
+    rm -f -- "${run_dir}/owner"
+}
+
+stop_detached_postgres() {
+    [[ $# -eq 1 ]] || hp_die "usage: stop_detached_postgres DIR"
+    local run_dir="$1"
+    [[ -d "${run_dir}/data" ]] || return 0
+    _hp_pg_find_bin || hp_die "pg_ctl not found"
+    local sock
+    sock="$(sed -n "s/^unix_socket_directories = '\\(.*\\)'\$/\\1/p" "${run_dir}/data/hubplane.conf" 2>/dev/null || true)"
+    if [[ "${sock}" == /tmp/hp-pgsock.* ]]; then
+        _HP_PG_SOCK_DIR="${sock}"
+    fi
+    _HP_PG_RUN_DIR="${run_dir}"
+    _HP_PG_OWNER_PID="${BASHPID}"
+    stop_postgres
 }

@@ -27,11 +27,17 @@ pub enum Permission {
     DirectoryRead,
     /// See everyone's sessions and users, revoke sessions, view the role mapping.
     SessionsManage,
+    /// Read the hub and capability registries.
+    RegistryRead,
+    /// Register hubs, send heartbeats, submit manifests, request capabilities.
+    RegistryWrite,
+    /// Activate manifests, approve capabilities, set their credentials, rotate keys.
+    RegistryAdmin,
 }
 
 impl Permission {
     /// Every permission, for exhaustive tests and docs.
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 13] = [
         Permission::EventsRead,
         Permission::EventsWrite,
         Permission::DecisionsRead,
@@ -42,6 +48,9 @@ impl Permission {
         Permission::TokensManage,
         Permission::DirectoryRead,
         Permission::SessionsManage,
+        Permission::RegistryRead,
+        Permission::RegistryWrite,
+        Permission::RegistryAdmin,
     ];
 
     /// The dotted name used in docs and errors, e.g. `events.write`.
@@ -57,6 +66,9 @@ impl Permission {
             Permission::TokensManage => "tokens.manage",
             Permission::DirectoryRead => "directory.read",
             Permission::SessionsManage => "sessions.manage",
+            Permission::RegistryRead => "registry.read",
+            Permission::RegistryWrite => "registry.write",
+            Permission::RegistryAdmin => "registry.admin",
         }
     }
 }
@@ -137,10 +149,10 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Member => !matches!(p, TokensManage | SessionsManage),
+            Role::Member => !matches!(p, TokensManage | SessionsManage | RegistryAdmin),
             Role::Viewer => matches!(
                 p,
-                EventsRead | DecisionsRead | PlansRead | AuditRead | DirectoryRead
+                EventsRead | DecisionsRead | PlansRead | AuditRead | DirectoryRead | RegistryRead
             ),
         }
     }

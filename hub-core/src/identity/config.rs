@@ -4,8 +4,10 @@ use super::directory::LdapConfig;
 use super::oidc::OidcConfig;
 use super::roles::RoleMapping;
 use super::sessions::SessionConfig;
+use crate::auth::Scope;
 use crate::config::Problems;
 use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `[identity.break_glass]`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -34,6 +36,11 @@ pub struct IdentityConfig {
     /// Groups → roles.
     #[serde(default)]
     pub roles: RoleMapping,
+    /// Policy scopes → the groups whose members hold them, e.g.
+    /// `"ops-hub:freeze.request" = ["hub_admins"]`. Actions a manifest guards with a scope are
+    /// open to people only through this table (and to API tokens that carry the scope).
+    #[serde(default)]
+    pub scopes: BTreeMap<String, Vec<String>>,
     /// Session time-outs and cookie.
     #[serde(default)]
     pub sessions: SessionConfig,
@@ -52,6 +59,7 @@ impl Default for IdentityConfig {
             oidc: None,
             ldap: None,
             roles: RoleMapping::default(),
+            scopes: BTreeMap::new(),
             sessions: SessionConfig::default(),
             break_glass: BreakGlassConfig::default(),
             group_sync_minutes: default_sync_minutes(),
@@ -69,6 +77,14 @@ impl IdentityConfig {
             l.validate(p);
         }
         self.roles.validate(p);
+        for (scope, groups) in &self.scopes {
+            if let Err(e) = Scope::parse(scope) {
+                p.push(format!("identity.scopes: {e}"));
+            }
+            if groups.iter().any(|g| g.trim().is_empty()) {
+                p.push(format!("identity.scopes.\"{scope}\": empty group name"));
+            }
+        }
         self.sessions.validate(p);
         if let Some(g) = &self.break_glass.group {
             if g.trim().is_empty() {
@@ -86,5 +102,20 @@ impl IdentityConfig {
         if !(1..=1440).contains(&self.group_sync_minutes) {
             p.push("identity.group_sync_minutes: must be between 1 and 1440");
         }
+    }
+}
+
+impl IdentityConfig {
+    /// The scopes `groups` grant through `[identity.scopes]`.
+    pub fn scopes_for<S: AsRef<str>>(&self, groups: &[S]) -> BTreeSet<Scope> {
+        self.scopes
+            .iter()
+            .filter(|(_, granted_to)| {
+                groups
+                    .iter()
+                    .any(|g| granted_to.iter().any(|m| m == g.as_ref()))
+            })
+            .filter_map(|(scope, _)| Scope::parse(scope).ok())
+            .collect()
     }
 }

@@ -244,6 +244,7 @@ async fn finish_login(
     next: &str,
 ) -> PageResult {
     let roles = id.cfg.roles.roles_for(&who.groups);
+    let scopes = id.cfg.scopes_for(&who.groups);
     let username = who.username.to_string();
     if roles.is_empty() {
         let detail = json!({"username": username, "issuer": who.issuer, "groups": who.groups, "method": method.as_str()});
@@ -288,7 +289,7 @@ async fn finish_login(
     });
     let secret: SecretString = record(&*id.ledger, &username, move |client| {
         Box::pin(async move {
-            let recorded = users::record_login(client, &who, &roles).await?;
+            let recorded = users::record_login(client, &who, &roles, &scopes).await?;
             let user = &recorded.user;
             if let Some(old) = previous {
                 // Rotation: whatever session this browser had ends with the new login.

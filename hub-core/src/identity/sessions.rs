@@ -16,7 +16,6 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
@@ -284,7 +283,7 @@ pub async fn authenticate(
     let row = client
         .query_opt(
             "SELECT s.id, s.user_id, s.method, s.revoked_at, s.idle_expires_at,
-                    s.absolute_expires_at, s.last_seen_at, u.username, u.roles, now()
+                    s.absolute_expires_at, s.last_seen_at, u.username, u.roles, now(), u.scopes
                FROM sessions s JOIN users u ON u.id = s.user_id
               WHERE s.secret_hash = $1",
             &[&secret_hash(secret)],
@@ -328,7 +327,11 @@ pub async fn authenticate(
         subject,
         kind: PrincipalKind::Human,
         roles: roles.iter().filter_map(|r| Role::parse(r)).collect(),
-        scopes: BTreeSet::new(),
+        scopes: row
+            .get::<_, Vec<String>>(10)
+            .iter()
+            .filter_map(|s| crate::auth::Scope::parse(s).ok())
+            .collect(),
         token_id: None,
         session: Some(SessionRef {
             id,

@@ -107,15 +107,17 @@ async fn sync_locked(
         // Gone from the directory: no groups, no roles.
         let groups = groups.unwrap_or_default();
         let roles = id.cfg.roles.roles_for(&groups);
-        let lost = user.roles.iter().any(|r| !roles.contains(r));
-        if roles == user.roles && groups == user.groups {
+        let scopes = id.cfg.scopes_for(&groups);
+        let lost = user.roles.iter().any(|r| !roles.contains(r))
+            || user.scopes.iter().any(|s| !scopes.contains(s));
+        if roles == user.roles && groups == user.groups && scopes == user.scopes {
             continue;
         }
         let (user_id, username, before) = (user.id, user.username.clone(), user.roles.clone());
         let after = roles.clone();
         let n = record(&*id.ledger, "hub:directory-sync", move |client| {
             Box::pin(async move {
-                users::set_groups(client, user_id, &groups, &after).await?;
+                users::set_groups(client, user_id, &groups, &after, &scopes).await?;
                 let mut events = Vec::new();
                 let mut n = 0;
                 if before != after {

@@ -1,7 +1,7 @@
 //! People, created just in time at their first login and keyed on the identity provider's
 //! (issuer, subject). Name, email and groups are refreshed at every login and by the sync.
 
-use crate::auth::{Role, Subject};
+use crate::auth::{Role, Scope, Subject};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 use tokio_postgres::GenericClient;
@@ -44,6 +44,9 @@ pub struct UserRecord {
     /// Roles those groups grant.
     #[schema(value_type = Vec<String>)]
     pub roles: BTreeSet<Role>,
+    /// Policy scopes those groups grant.
+    #[schema(value_type = Vec<String>)]
+    pub scopes: BTreeSet<Scope>,
     /// First login.
     pub created_at: DateTime<Utc>,
     /// Latest login.
@@ -53,7 +56,7 @@ pub struct UserRecord {
 }
 
 const COLUMNS: &str = "id, issuer, subject, username, display_name, email, groups, roles, \
-                       created_at, last_login_at, groups_synced_at";
+                       created_at, last_login_at, groups_synced_at, scopes";
 
 fn from_row(r: &tokio_postgres::Row) -> UserRecord {
     let roles: Vec<String> = r.get(7);
@@ -69,11 +72,20 @@ fn from_row(r: &tokio_postgres::Row) -> UserRecord {
         created_at: r.get(8),
         last_login_at: r.get(9),
         groups_synced_at: r.get(10),
+        scopes: r
+            .get::<_, Vec<String>>(11)
+            .iter()
+            .filter_map(|s| Scope::parse(s).ok())
+            .collect(),
     }
 }
 
 fn role_names(roles: &BTreeSet<Role>) -> Vec<&'static str> {
     roles.iter().map(|r| r.as_str()).collect()
+}
+
+fn scope_names(scopes: &BTreeSet<Scope>) -> Vec<&str> {
+    scopes.iter().map(|s| s.as_str()).collect()
 }
 
 /// Trims a provider-supplied text to what the schema allows; providers are not trusted to.
@@ -98,6 +110,7 @@ pub async fn record_login(
     client: &impl GenericClient,
     who: &LoginIdentity,
     roles: &BTreeSet<Role>,
+    scopes: &BTreeSet<Scope>,
 ) -> Result<LoginRecorded, tokio_postgres::Error> {
     let before = client
         .query_opt(
@@ -118,12 +131,12 @@ pub async fn record_login(
         .query_one(
             &format!(
                 "INSERT INTO users (id, issuer, subject, username, display_name, email, groups,
-                                    roles, last_login_at, groups_synced_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), now())
+                                    roles, scopes, last_login_at, groups_synced_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), now())
                  ON CONFLICT (issuer, subject) DO UPDATE
                     SET username = EXCLUDED.username, display_name = EXCLUDED.display_name,
                         email = EXCLUDED.email, groups = EXCLUDED.groups, roles = EXCLUDED.roles,
-                        last_login_at = now(), groups_synced_at = now()
+                        scopes = EXCLUDED.scopes, last_login_at = now(), groups_synced_at = now()
                  RETURNING {COLUMNS}"
             ),
             &[
@@ -135,6 +148,7 @@ pub async fn record_login(
                 &clip(&who.email, 320),
                 &who.groups,
                 &role_names(roles),
+                &scope_names(scopes),
             ],
         )
         .await?;
@@ -179,11 +193,13 @@ pub async fn set_groups(
     id: Uuid,
     groups: &[String],
     roles: &BTreeSet<Role>,
+    scopes: &BTreeSet<Scope>,
 ) -> Result<(), tokio_postgres::Error> {
     client
         .execute(
-            "UPDATE users SET groups = $2, roles = $3, groups_synced_at = now() WHERE id = $1",
-            &[&id, &groups, &role_names(roles)],
+            "UPDATE users SET groups = $2, roles = $3, scopes = $4, groups_synced_at = now()
+              WHERE id = $1",
+            &[&id, &groups, &role_names(roles), &scope_names(scopes)],
         )
         .await?;
     Ok(())

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod decisions;
 pub mod events;
 pub mod plans;
+pub mod secret;
 pub mod tokens;
 
 use crate::cli::{Cli, Command, CompletionShell};
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = match cli.command {
         Command::Completions { shell } => return completions(shell),
         Command::Token(cmd) => return tokens::offline(out, cmd),
+        Command::Secret(cmd) => return secret::run(out, cmd),
         other => other,
     };
     let token = client::load_token(cli.token_file.as_deref())?;
@@ -46,7 +48,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tokens(cmd) => tokens::run(&ctx, cmd).await,
         Command::Whoami => tokens::whoami(&ctx).await,
         Command::Audit(cmd) => audit::run(&ctx, cmd).await,
-        Command::Completions { .. } | Command::Token(_) => Ok(()),
+        Command::Completions { .. } | Command::Token(_) | Command::Secret(_) => Ok(()),
     }
 }
 

@@ -376,7 +376,9 @@ impl TestApp {
             email: Some(format!("{username}@example.com")),
             groups,
         };
-        let rec = users::record_login(&db, &who, &roles).await.unwrap();
+        let rec = users::record_login(&db, &who, &roles, &Default::default())
+            .await
+            .unwrap();
         let (session_id, secret) = sessions::create(
             &db,
             &sessions::NewSession {
