@@ -1,10 +1,12 @@
 //! Wire types of the REST API, shared by hubs, `hubctl` and tests, so no hub links another's crate.
 
+pub mod capabilities;
 pub mod decisions;
 pub mod events;
 pub mod manifest;
 pub mod page;
 pub mod plans;
+pub mod registry;
 pub mod tokens;
 
 pub use page::Page;
