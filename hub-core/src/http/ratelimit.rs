@@ -28,6 +28,9 @@ pub struct LimitConfig {
     /// API tokens created per principal per minute.
     #[serde(default = "default_token_issue")]
     pub tokens_per_principal_per_minute: u32,
+    /// API tokens created per client address per minute.
+    #[serde(default = "default_token_issue_ip")]
+    pub tokens_per_ip_per_minute: u32,
     /// Requests per API token per second; 0 turns the limit off.
     #[serde(default = "default_api_token")]
     pub api_per_token_per_second: u32,
@@ -42,6 +45,9 @@ fn default_login_account() -> u32 {
 fn default_token_issue() -> u32 {
     10
 }
+fn default_token_issue_ip() -> u32 {
+    30
+}
 fn default_api_token() -> u32 {
     2000
 }
@@ -52,6 +58,7 @@ impl Default for LimitConfig {
             login_per_ip_per_minute: default_login_ip(),
             login_per_account_per_minute: default_login_account(),
             tokens_per_principal_per_minute: default_token_issue(),
+            tokens_per_ip_per_minute: default_token_issue_ip(),
             api_per_token_per_second: default_api_token(),
         }
     }
@@ -70,6 +77,7 @@ impl LimitConfig {
                 "tokens_per_principal_per_minute",
                 self.tokens_per_principal_per_minute,
             ),
+            ("tokens_per_ip_per_minute", self.tokens_per_ip_per_minute),
         ] {
             if !(1..=100_000).contains(&v) {
                 p.push(format!("limits.{name}: must be between 1 and 100000"));
@@ -90,6 +98,8 @@ pub enum Limit {
     LoginPerAccount,
     /// Tokens issued per principal.
     TokenIssue,
+    /// Tokens issued per client address.
+    TokenIssuePerIp,
     /// API calls per token.
     ApiPerToken,
 }
@@ -100,6 +110,7 @@ impl Limit {
             Limit::LoginPerIp => "login_per_ip",
             Limit::LoginPerAccount => "login_per_account",
             Limit::TokenIssue => "token_issue",
+            Limit::TokenIssuePerIp => "token_issue_per_ip",
             Limit::ApiPerToken => "api_per_token",
         }
     }
@@ -118,6 +129,7 @@ pub struct Limiters {
     login_ip: Keyed,
     login_account: Keyed,
     token_issue: Keyed,
+    token_issue_ip: Keyed,
     api_token: Option<Keyed>,
     decisions: IntCounterVec,
     fail_open: IntCounterVec,
@@ -162,6 +174,7 @@ impl Limiters {
             login_ip: must(cfg.login_per_ip_per_minute)?,
             login_account: must(cfg.login_per_account_per_minute)?,
             token_issue: must(cfg.tokens_per_principal_per_minute)?,
+            token_issue_ip: must(cfg.tokens_per_ip_per_minute)?,
             api_token: keyed(cfg.api_per_token_per_second, false),
             decisions,
             fail_open,
@@ -174,6 +187,7 @@ impl Limiters {
             Limit::LoginPerIp => &self.login_ip,
             Limit::LoginPerAccount => &self.login_account,
             Limit::TokenIssue => &self.token_issue,
+            Limit::TokenIssuePerIp => &self.token_issue_ip,
             Limit::ApiPerToken => match &self.api_token {
                 Some(k) => k,
                 None => return Ok(()),

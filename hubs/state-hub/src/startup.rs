@@ -97,6 +97,7 @@ impl Application {
             journal: journal.clone(),
             tokens: tokens.clone(),
             limiters: limiters.clone(),
+            trusted_proxies: cfg.server.trusted_proxies.clone(),
             stopping: shutdown.stopping(),
         });
         let dyn_auth: DynAuthenticator = Arc::new(HubAuthenticator::new(

@@ -17,6 +17,8 @@ pub struct AppState {
     pub tokens: Arc<TokenAuthenticator>,
     /// Rate limits (token issuing).
     pub limiters: Arc<hub_core::http::ratelimit::Limiters>,
+    /// Proxies whose X-Forwarded-For names the client (for per-address limits).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Turns true when shutdown begins, ending live streams.
     pub stopping: watch::Receiver<bool>,
 }

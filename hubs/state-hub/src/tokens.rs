@@ -61,8 +61,13 @@ pub fn field_problems(name: &str, roles: &[Role], expires_in_days: Option<u32>) 
 pub async fn issue(
     state: &AppState,
     actor: &Principal,
+    client: &actix_web::HttpRequest,
     request: NewTokenRequest,
 ) -> Result<(SecretString, TokenRecord), ApiError> {
+    let ip = hub_core::http::ratelimit::client_ip(client, &state.trusted_proxies)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    state.limiters.check(Limit::TokenIssuePerIp, &ip)?;
     state
         .limiters
         .check(Limit::TokenIssue, actor.subject.as_str())?;
@@ -136,11 +141,12 @@ pub async fn revoke_token(
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewTokenRequest,
     responses((status = 201, body = CreatedToken), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create(
+    req: actix_web::HttpRequest,
     state: web::Data<AppState>,
     principal: Principal,
     body: web::Json<NewTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (secret, record) = issue(&state, &principal, body.into_inner()).await?;
+    let (secret, record) = issue(&state, &principal, &req, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(CreatedToken {
         token: secret.expose_secret().to_owned(),
         info: info(&record),

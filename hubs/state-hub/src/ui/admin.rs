@@ -165,6 +165,7 @@ fn token_request(input: &TokenForm) -> Result<NewTokenRequest, Vec<FieldError>> 
 /// answer rather than a redirect: the secret must not travel in a URL or be stored to be shown
 /// later, and `no-store` keeps it out of the browser's cache.
 pub async fn create_token(
+    req: actix_web::HttpRequest,
     pages: web::Data<Pages>,
     state: web::Data<AppState>,
     principal: Principal,
@@ -172,7 +173,7 @@ pub async fn create_token(
 ) -> PageResult {
     let input = input.into_inner();
     let outcome = match token_request(&input) {
-        Ok(request) => tokens::issue(&state, &principal, request).await,
+        Ok(request) => tokens::issue(&state, &principal, &req, request).await,
         Err(errors) => Err(ApiError::Validation(errors)),
     };
     match outcome {

@@ -213,3 +213,33 @@ async fn token_issuing_is_rate_limited_per_principal_and_counted() {
     let tokens: Value = app.get_json("/api/v1/tokens").await;
     assert_eq!(tokens.as_array().unwrap().len(), 4, "bootstrap + 3");
 }
+
+#[tokio::test]
+async fn token_issuing_is_rate_limited_per_client_address_across_principals() {
+    let app = TestApp::spawn_with("[limits]\ntokens_per_ip_per_minute = 2\n").await;
+    let other_admin = app.token_for("second-admin", "human", &["admin"]).await;
+    let body = |i: u32| json!({"name": format!("t{i}"), "subject": "ci", "kind": "service", "roles": ["viewer"]});
+    // token_for itself issued one token from this address.
+    assert_eq!(
+        app.post_as(&other_admin, "/api/v1/tokens", body(1))
+            .await
+            .status(),
+        201
+    );
+    let p = problem(
+        app.post_as(&other_admin, "/api/v1/tokens", body(2)).await,
+        429,
+    )
+    .await;
+    assert!(
+        p["detail"].as_str().unwrap().contains("token issue per ip"),
+        "{p}"
+    );
+    let res = app.post("/api/v1/tokens", body(3)).await;
+    assert_eq!(
+        res.status(),
+        429,
+        "another principal from the same address is limited too"
+    );
+    assert_eq!(res.headers()["retry-after"], "60");
+}
