@@ -62,3 +62,48 @@ hp_pid_running() {
     stat="${stat##*) }"
     [[ "${stat:0:1}" != Z ]]
 }
+
+# hp_stop_standin NAME PID_FILE MARK: stops the process a stand-in's pid file names, but only
+# if its command line contains MARK (the stand-in started for that directory — a recycled pid
+# is somebody else's); TERM, then KILL after 5 s; removes the pid file. 0 when nothing runs.
+hp_stop_standin() {
+    local name="$1" pid_file="$2" mark="$3" pid i
+    [[ -f "${pid_file}" ]] || return 0
+    pid="$(cat "${pid_file}")"
+    [[ "${pid}" =~ ^[0-9]+$ ]] || hp_die "not a pid in ${pid_file}: ${pid}"
+    if hp_pid_running "${pid}" \
+        && tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -qF -- "${mark}"; then
+        kill -TERM "${pid}" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            hp_pid_running "${pid}" || break
+            sleep 0.05
+        done
+        if hp_pid_running "${pid}"; then
+            hp_warn "the ${name} (pid ${pid}) did not stop within 5 s; killing it"
+            kill -KILL "${pid}" 2>/dev/null || true
+            for ((i = 0; i < 40; i++)); do
+                hp_pid_running "${pid}" || break
+                sleep 0.05
+            done
+        fi
+    fi
+    rm -f -- "${pid_file}"
+}
+
+# hp_stop_main NAME PID_FILE_NAME MARK_FORMAT "$@": the whole of a stand-in's stop.sh: parses
+# `--dir DIR`, then stops by DIR/PID_FILE_NAME; MARK_FORMAT is a printf format given DIR.
+hp_stop_main() {
+    local name="$1" pid_name="$2" mark_format="$3" dir=""
+    shift 3
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --dir) dir="${2:-}"; shift 2 || true ;;
+            *) printf 'usage: stop.sh --dir DIR\n' >&2; exit 2 ;;
+        esac
+    done
+    [[ -n "${dir}" ]] || { printf 'usage: stop.sh --dir DIR\n' >&2; exit 2; }
+    [[ -f "${dir}/${pid_name}" ]] || return 0
+    dir="$(cd "${dir}" && pwd -P)"
+    # shellcheck disable=SC2059 # the format is the caller's, by design
+    hp_stop_standin "${name}" "${dir}/${pid_name}" "$(printf "${mark_format}" "${dir%/}")"
+}
