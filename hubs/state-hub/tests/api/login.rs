@@ -124,6 +124,18 @@ impl HubBrowser {
     }
 }
 
+/// Opens the break-glass form at `path` and returns its token (bound to the flow cookie set).
+async fn break_glass_form(hub: &mut HubBrowser, path: &str) -> String {
+    let form = hub.get(path).await.text().await.unwrap();
+    form.split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// Starts a login at the hub and signs in at the provider; returns the callback URL the
 /// provider sent the browser to (not yet opened).
 async fn to_callback(s: &Stack, hub: &mut HubBrowser, uid: &str) -> String {
@@ -321,15 +333,7 @@ async fn provider_down_gives_a_clear_page_and_break_glass_works_only_then() {
     let erin_pw = fixture_user("erin").password;
 
     // The form while SSO works: the login is refused.
-    let form = erin.get("/auth/break-glass").await.text().await.unwrap();
-    let token = form
-        .split("name=\"csrf_token\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = break_glass_form(&mut erin, "/auth/break-glass").await;
     let res = erin
         .post_form(
             "/auth/break-glass",
@@ -370,15 +374,7 @@ async fn provider_down_gives_a_clear_page_and_break_glass_works_only_then() {
         .await;
     assert_eq!(res.status(), 403);
     // Wrong password.
-    let form = erin.get("/auth/break-glass").await.text().await.unwrap();
-    let token = form
-        .split("name=\"csrf_token\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = break_glass_form(&mut erin, "/auth/break-glass").await;
     let res = erin
         .post_form(
             "/auth/break-glass",
@@ -392,15 +388,7 @@ async fn provider_down_gives_a_clear_page_and_break_glass_works_only_then() {
     assert_eq!(res.status(), 401);
     // bob is not in the break-glass group.
     let mut bob = HubBrowser::new(&s.app.base);
-    let form = bob.get("/auth/break-glass").await.text().await.unwrap();
-    let token = form
-        .split("name=\"csrf_token\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = break_glass_form(&mut bob, "/auth/break-glass").await;
     let res = bob
         .post_form(
             "/auth/break-glass",
@@ -420,20 +408,7 @@ async fn provider_down_gives_a_clear_page_and_break_glass_works_only_then() {
     assert!(bob.session().is_none());
 
     // erin, correctly: a session, an audit event and an escalated decision for review.
-    let form = erin
-        .get("/auth/break-glass?next=/account")
-        .await
-        .text()
-        .await
-        .unwrap();
-    let token = form
-        .split("name=\"csrf_token\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = break_glass_form(&mut erin, "/auth/break-glass?next=/account").await;
     let res = erin
         .post_form(
             "/auth/break-glass",
@@ -491,15 +466,7 @@ async fn break_glass_password_guessing_is_rate_limited_per_account() {
     let mut guesser = HubBrowser::new(&s.app.base);
     let mut last = 0;
     for _ in 0..3 {
-        let form = guesser.get("/auth/break-glass").await.text().await.unwrap();
-        let token = form
-            .split("name=\"csrf_token\" value=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_owned();
+        let token = break_glass_form(&mut guesser, "/auth/break-glass").await;
         let res = guesser
             .post_form(
                 "/auth/break-glass",
