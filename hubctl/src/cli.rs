@@ -88,7 +88,16 @@ pub enum Command {
     /// Audit the journal.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Age-encrypted credentials: keygen, encrypt, decrypt, rotate (offline).
+    /// Registered hubs and hub kinds.
+    #[command(subcommand)]
+    Hubs(HubsCommand),
+    /// Hub manifests: submit, validate (offline), show, activate, retire.
+    #[command(subcommand)]
+    Manifests(ManifestsCommand),
+    /// The capability registry: request, review, credentials, probes, what a hub may call.
+    #[command(subcommand)]
+    Capabilities(crate::commands::capabilities::CapabilitiesCommand),
+    /// Age-encrypted credentials: keygen, encrypt, decrypt, rotate (offline, or `--hub`).
     #[command(subcommand)]
     Secret(crate::commands::secret::SecretCommand),
     /// Print shell completions.
@@ -600,6 +609,77 @@ pub enum TokensCommand {
 pub enum TokenCommand {
     /// Print a fresh random token (`hpt_…`) for a bootstrap file.
     Generate,
+}
+
+/// `hubctl hubs …`.
+#[derive(Subcommand, Debug)]
+pub enum HubsCommand {
+    /// List hubs with their health (judged from heartbeats) and active manifest.
+    List,
+    /// Show one hub.
+    Show {
+        /// Hub instance name, e.g. `ops-hub`.
+        name: String,
+    },
+    /// Hub kinds: a hub registers only with a kind an admin added.
+    #[command(subcommand)]
+    Kinds(KindsCommand),
+}
+
+/// `hubctl hubs kinds …`.
+#[derive(Subcommand, Debug)]
+pub enum KindsCommand {
+    /// List hub kinds.
+    List,
+    /// Add a hub kind (admins).
+    Add {
+        /// Kind name, lowercase, e.g. `ops`.
+        name: String,
+        /// What hubs of this kind do.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+}
+
+/// `hubctl manifests …`.
+#[derive(Subcommand, Debug)]
+pub enum ManifestsCommand {
+    /// List a hub's manifests, newest first.
+    List {
+        /// Hub instance name.
+        hub: String,
+    },
+    /// Show one manifest: what it declares and uses.
+    Show {
+        /// Manifest id.
+        id: Uuid,
+    },
+    /// Submit a manifest file (JSON) as a draft for the hub it names.
+    Submit {
+        /// The manifest, JSON.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Check a manifest file (JSON) offline with the hub's validator; exit 1 listing every problem.
+    Validate {
+        /// The manifest, JSON.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Activate a draft (admins): it replaces the hub's active manifest.
+    Activate {
+        /// Manifest id.
+        id: Uuid,
+        #[command(flatten)]
+        if_match: IfMatch,
+    },
+    /// Retire a draft or the active manifest (admins).
+    Retire {
+        /// Manifest id.
+        id: Uuid,
+        #[command(flatten)]
+        if_match: IfMatch,
+    },
 }
 
 /// `hubctl audit …`.

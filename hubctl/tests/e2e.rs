@@ -117,10 +117,17 @@ struct Hub {
     dir: PathBuf,
     config: PathBuf,
     admin_token: PathBuf,
+    /// Config sections appended to the generated file (e.g. `[secrets]`).
+    extra: String,
 }
 
 impl Hub {
     fn start() -> Hub {
+        Hub::start_with("")
+    }
+
+    /// A hub whose config file ends with `extra`.
+    fn start_with(extra: &str) -> Hub {
         let binary = state_hub_binary();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -150,6 +157,7 @@ impl Hub {
             config: dir.join("state-hub.toml"),
             dir,
             admin_token,
+            extra: extra.to_owned(),
         };
         // Another process may take the probed port before the hub binds it: try a few.
         for attempt in 1.. {
@@ -185,10 +193,12 @@ bootstrap_admin_token_file = "{token}"
 
 [log]
 filter = "warn"
-"#,
+
+{extra}"#,
             port = self.port,
             db_url = database_url(&self.db),
             token = self.admin_token.display(),
+            extra = self.extra,
         );
         std::fs::write(&self.config, text).unwrap();
     }
@@ -925,3 +935,142 @@ fn missing_tokens_unreachable_hubs_and_usage_errors_are_explained() {
 fn command_lines_split_like_a_shell() {
     assert_eq!(words("a  'b c' '' d'e f'g"), ["a", "b c", "", "de fg"]);
 }
+
+/// A manifest for ops-hub, as a hub author writes it.
+fn ops_manifest(version: &str) -> String {
+    json!({
+        "hub": "ops-hub", "kind": "ops", "version": version, "description": "Watches deployments",
+        "event_types": [{"name": "deployment.frozen", "description": "A freeze began"}],
+        "widget_types": [{"name": "deployments", "title": "Deployments", "capability": "deployments",
+                          "path": "/deployments/status", "stale_after_seconds": 120, "render": "table",
+                          "items_pointer": "/deployments"}],
+        "annotation_categories": [{"name": "incident"}],
+        "policy_scopes": [{"name": "ops-hub:freeze.request"}],
+        "capabilities": [{"name": "deployments", "poll_paths": ["/deployments/status"], "poll_seconds": 30}],
+        "actions": [{"name": "freeze", "capability": "deployments", "path": "/deployments/freeze",
+                     "scope": "ops-hub:freeze.request", "requires_decision": true}]
+    })
+    .to_string()
+}
+
+/// What a domain hub does at start, with its own token: `PUT /api/v1/hubs/{name}`.
+fn register_hub(hub: &Hub, token_file: &Path, name: &str, kind: &str) -> u16 {
+    let token = std::fs::read_to_string(token_file).unwrap();
+    let url = format!("{}/api/v1/hubs/{name}", hub.url);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        reqwest::Client::new()
+            .put(url)
+            .bearer_auth(token.trim())
+            .json(&json!({"kind": kind, "base_url": "https://ops.mgmt.example.org", "heartbeat_seconds": 30}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+}
+
+#[test]
+fn a_hub_manifest_is_validated_submitted_activated_and_retired() {
+    let hub = Hub::start();
+
+    // Offline validation lists every problem with its field path and needs no token or hub.
+    let mut broken: Value = serde_json::from_str(&ops_manifest("1.0")).unwrap();
+    broken["event_types"][0]["name"] = json!("Frozen");
+    broken["actions"][0]["scope"] = json!("ops-hub:undeclared");
+    let bad = hub.file("broken.json", &broken.to_string());
+    let why = run(hub
+        .hubctl(None)
+        .args(words(&format!("manifests validate {bad}"))))
+    .fails_with(1);
+    for line in [
+        "3 problem(s):",
+        "\n  version: must look like 1.2.3",
+        "\n  event_types[0].name: ",
+        "\n  actions[0].scope: not declared in policy_scopes",
+    ] {
+        assert!(why.contains(line), "{line} missing from:\n{why}");
+    }
+    let garbage = hub.file("garbage.json", "{\"hub\": \"ops-hub\", \"surprise\": 1}");
+    let why = run(hub
+        .hubctl(None)
+        .args(words(&format!("manifests validate {garbage}"))))
+    .fails_with(1);
+    assert!(
+        why.contains("not a manifest document") && why.contains("surprise"),
+        "{why}"
+    );
+    let good = hub.file("ops-hub.json", &ops_manifest("1.0.0"));
+    let ok = run(hub
+        .hubctl(None)
+        .args(words(&format!("manifests validate {good}"))))
+    .success();
+    assert!(
+        ok.stdout.contains("manifest 1.0.0 of ops-hub is valid"),
+        "{ok:?}"
+    );
+
+    // The hub registers once an admin added its kind, then submits with its own token.
+    let (ops, _) = hub.token_for("hub:ops-hub", "service", "member");
+    assert_eq!(register_hub(&hub, &ops, "ops-hub", "ops"), 422);
+    let kind = hub.json("hubs kinds add ops --description 'Operations hubs'");
+    assert_eq!(kind["name"], "ops");
+    assert!(hub
+        .ctl("hubs kinds list")
+        .success()
+        .stdout
+        .contains("Operations hubs"));
+    assert_eq!(register_hub(&hub, &ops, "ops-hub", "ops"), 201);
+    let submitted = hub
+        .ctl_as(&ops, &format!("-o json manifests submit {good}"))
+        .success()
+        .json();
+    assert_eq!(submitted["status"], "draft");
+    assert_eq!(submitted["submitted_by"], "hub:ops-hub");
+    let id = str_of(&submitted["id"]);
+    let listed = hub.ctl("manifests list ops-hub").success().stdout;
+    assert!(listed.contains(id) && listed.contains("draft"), "{listed}");
+
+    // Only an admin activates.
+    let refused = hub
+        .ctl_as(&ops, &format!("manifests activate {id}"))
+        .fails_with(1);
+    assert!(refused.starts_with("error: Forbidden (403): "), "{refused}");
+    let active = hub.json(&format!("manifests activate {id} --if-match 1"));
+    assert_eq!(active["status"], "active");
+    let shown = hub.ctl(&format!("manifests show {id}")).success().stdout;
+    assert!(
+        shown.contains("deployment.frozen") && shown.contains("needs an approved decision"),
+        "{shown}"
+    );
+    let hubs = hub.json("hubs list");
+    assert_eq!(hubs[0]["name"], "ops-hub");
+    assert_eq!(hubs[0]["active_manifest"], "1.0.0");
+    assert_eq!(hubs[0]["health"], "unknown");
+    let table = hub.ctl("hubs show ops-hub").success().stdout;
+    assert!(
+        table.contains("1.0.0") && table.contains("unknown"),
+        "{table}"
+    );
+
+    let stale = hub
+        .ctl(&format!("manifests retire {id} --if-match 9"))
+        .fails_with(1);
+    assert!(
+        stale.starts_with("error: Precondition failed (412): "),
+        "{stale}"
+    );
+    let retired = hub.json(&format!("manifests retire {id}"));
+    assert_eq!(retired["status"], "retired");
+    assert_eq!(
+        hub.json("hubs show ops-hub")["active_manifest"],
+        Value::Null
+    );
+}
+
+#[path = "e2e/capabilities.rs"]
+mod capabilities;

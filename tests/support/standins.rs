@@ -269,3 +269,110 @@ impl Drop for Standins {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The cluster stand-in (tests/standins/cluster): three capability interfaces (`deployments`,
+/// `nodes`, `costs`) on `https://127.0.0.1:PORT/<capability>` with a throwaway CA, a bearer
+/// token and a control API. Stopped on drop.
+pub struct ClusterStandin {
+    pub dir: PathBuf,
+    pub port: u16,
+    /// The capability credential the stand-in wants as `Authorization: Bearer`.
+    pub token: String,
+}
+
+impl ClusterStandin {
+    /// Makes a CA and a token and starts the stand-in on a free port.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("hub-cluster-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = format!("cluster-token-{}", uuid::Uuid::new_v4().simple());
+        std::fs::write(dir.join("cluster.token"), &token).unwrap();
+        let c = Self {
+            dir,
+            port: free_port(),
+            token,
+        };
+        if let Err(why) = standins_sh("make_test_ca \"$1/tls\"", &[c.dir.to_str().unwrap()]) {
+            panic!("cannot make the test CA (needs openssl): {why}");
+        }
+        c.start_again();
+        c
+    }
+
+    /// Starts it (again, after [`stop`](Self::stop)) on the same port; control state is reset.
+    pub fn start_again(&self) {
+        let d = self.dir.to_str().unwrap();
+        let result = standins_sh(
+            "start_cluster_standin \"$1/run\" \"$2\" --cert \"$1/tls/server.pem\" \
+             --key \"$1/tls/server-key.pem\" --token-file \"$1/cluster.token\"",
+            &[d, &self.port.to_string()],
+        );
+        if let Err(why) = result {
+            panic!("the cluster stand-in could not start (needs python3 and openssl): {why}");
+        }
+    }
+
+    /// Stops it; the port answers nothing until [`start_again`](Self::start_again).
+    pub fn stop(&self) {
+        standins_sh(
+            "stop_cluster_standin \"$1/run\"",
+            &[self.dir.to_str().unwrap()],
+        )
+        .unwrap();
+    }
+
+    /// `https://127.0.0.1:PORT/<capability>`.
+    pub fn base_url(&self, capability: &str) -> String {
+        format!("https://127.0.0.1:{}/{capability}", self.port)
+    }
+
+    /// The CA that signed the stand-in's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("tls/ca.pem")
+    }
+
+    /// A client trusting the stand-in's CA.
+    pub fn http(&self) -> reqwest::Client {
+        let ca = std::fs::read(self.ca_file()).unwrap();
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap()
+    }
+
+    /// GETs a capability path with the capability token; returns the body.
+    pub async fn get(&self, path: &str) -> Vec<u8> {
+        let res = self
+            .http()
+            .get(format!("https://127.0.0.1:{}{path}", self.port))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "GET {path}: {}", res.status());
+        res.bytes().await.unwrap().to_vec()
+    }
+
+    /// POSTs to the control API (`/_control/...`) with the current control token.
+    pub async fn control(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let control = std::fs::read_to_string(self.dir.join("run/control.token")).unwrap();
+        let res = self
+            .http()
+            .post(format!("https://127.0.0.1:{}{path}", self.port))
+            .bearer_auth(control.trim())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "control {path}");
+        res.json().await.unwrap()
+    }
+}
+
+impl Drop for ClusterStandin {
+    fn drop(&mut self) {
+        let d = self.dir.to_str().unwrap_or_default().to_owned();
+        let _ = standins_sh("stop_cluster_standin \"$1/run\"", &[&d]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

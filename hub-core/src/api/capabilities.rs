@@ -170,3 +170,27 @@ pub struct CallableList {
     /// The registrations this hub may call.
     pub items: Vec<CallableCapability>,
 }
+
+/// `GET /api/v1/secrets/recipient`: the public key credentials are sealed to, for
+/// `hubctl secret encrypt -r` or `age -r`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecretsRecipient {
+    /// The current identity's recipient (`age1…` or `ssh-ed25519 …`).
+    pub recipient: String,
+    /// Its key id, as stored next to each sealed credential.
+    pub key_id: String,
+}
+
+/// `POST /api/v1/secrets/rotate`: what re-sealing every stored credential to the current
+/// identity did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RotationReport {
+    /// Key id of the current identity, which every credential is now sealed to.
+    pub key_id: String,
+    /// Credentials re-sealed from an older identity.
+    pub resealed: u64,
+    /// Credentials already sealed to the current identity.
+    pub already_current: u64,
+    /// Capabilities whose credential no identity of the keyring opens (left as they were).
+    pub failed: Vec<String>,
+}

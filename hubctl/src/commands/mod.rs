@@ -1,13 +1,16 @@
 //! One module per resource; each turns parsed arguments into API calls and printed results.
 
 pub mod audit;
+pub mod capabilities;
 pub mod decisions;
 pub mod events;
+pub mod hubs;
+pub mod manifests;
 pub mod plans;
 pub mod secret;
 pub mod tokens;
 
-use crate::cli::{Cli, Command, CompletionShell};
+use crate::cli::{Cli, Command, CompletionShell, ManifestsCommand};
 use crate::client::{self, Client, ClientOptions};
 use crate::output::Output;
 use clap::CommandFactory;
@@ -28,7 +31,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = match cli.command {
         Command::Completions { shell } => return completions(shell),
         Command::Token(cmd) => return tokens::offline(out, cmd),
-        Command::Secret(cmd) => return secret::run(out, cmd),
+        Command::Secret(cmd) if !cmd.uses_hub() => return secret::run(out, cmd),
+        Command::Manifests(ManifestsCommand::Validate { file }) => {
+            return manifests::validate(out, &file)
+        }
         other => other,
     };
     let token = client::load_token(cli.token_file.as_deref())?;
@@ -48,7 +54,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tokens(cmd) => tokens::run(&ctx, cmd).await,
         Command::Whoami => tokens::whoami(&ctx).await,
         Command::Audit(cmd) => audit::run(&ctx, cmd).await,
-        Command::Completions { .. } | Command::Token(_) | Command::Secret(_) => Ok(()),
+        Command::Hubs(cmd) => hubs::run(&ctx, cmd).await,
+        Command::Manifests(cmd) => manifests::run(&ctx, cmd).await,
+        Command::Capabilities(cmd) => capabilities::run(&ctx, cmd).await,
+        Command::Secret(cmd) => secret::run_hub(&ctx, cmd).await,
+        Command::Completions { .. } | Command::Token(_) => Ok(()),
     }
 }
 

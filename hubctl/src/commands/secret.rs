@@ -8,6 +8,7 @@
 use crate::output::{self, note, Output};
 use anyhow::{bail, Context};
 use clap::{ArgGroup, Subcommand};
+use hub_core::api::capabilities::{RotationReport, SecretsRecipient};
 use hub_core::sealed::{self, Keyring, Recipient, Sealed};
 use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
@@ -54,21 +55,92 @@ pub enum SecretCommand {
         #[arg(long, value_name = "FILE|-", default_value = "-")]
         input: PathBuf,
     },
-    /// Re-encrypt sealed files in place to the first identity: `--identity NEW --identity OLD`.
+    /// Re-encrypt sealed files in place to the first identity: `--identity NEW --identity OLD`;
+    /// or, with `--hub`, have the state hub re-seal the credentials it stores to its current identity.
     Rotate {
+        /// Re-seal the state hub's stored capability credentials (after putting its new identity
+        /// first in `[secrets] age_identity_files` and restarting it) instead of local files.
+        #[arg(long, conflicts_with_all = ["identity", "files"])]
+        hub: bool,
         /// Identity files, the new one first; the others only need to open the files.
-        #[arg(long, short = 'i', value_name = "FILE", required = true)]
+        #[arg(
+            long,
+            short = 'i',
+            value_name = "FILE",
+            required_unless_present = "hub"
+        )]
         identity: Vec<PathBuf>,
         /// Sealed files (age files or the hub's stored form); each keeps its form, mode and owner.
-        #[arg(value_name = "FILES", required = true)]
+        #[arg(value_name = "FILES", required_unless_present = "hub")]
         files: Vec<PathBuf>,
     },
-    /// Print the recipient (public key) of each identity in an identity file.
+    /// Print the recipient (public key) of each identity in an identity file; or, with `--hub`,
+    /// the state hub's current recipient, to seal credentials for it.
     Recipient {
+        /// Ask the state hub for its recipient instead of reading an identity file.
+        #[arg(long, conflicts_with = "identity")]
+        hub: bool,
         /// Identity file.
-        #[arg(long, short = 'i', value_name = "FILE")]
-        identity: PathBuf,
+        #[arg(
+            long,
+            short = 'i',
+            value_name = "FILE",
+            required_unless_present = "hub"
+        )]
+        identity: Option<PathBuf>,
     },
+}
+
+impl SecretCommand {
+    /// Whether the command talks to the state hub (and so needs its URL and a token).
+    pub fn uses_hub(&self) -> bool {
+        matches!(
+            self,
+            SecretCommand::Rotate { hub: true, .. } | SecretCommand::Recipient { hub: true, .. }
+        )
+    }
+}
+
+/// Runs a `secret` subcommand that talks to the state hub (`--hub`).
+pub async fn run_hub(ctx: &crate::commands::Ctx, cmd: SecretCommand) -> anyhow::Result<()> {
+    let c = &ctx.client;
+    match cmd {
+        SecretCommand::Recipient { .. } => {
+            let reply = c.send(c.get(&["secrets", "recipient"])).await?;
+            if ctx.out.is_json() {
+                return output::print_json(&reply.body);
+            }
+            let shown: SecretsRecipient = serde_json::from_value(reply.body)
+                .context("the hub's recipient does not have the expected shape")?;
+            note(&format!("key id {}", shown.key_id));
+            output::print_line(&shown.recipient)
+        }
+        SecretCommand::Rotate { .. } => {
+            let reply = c.send(c.post(&["secrets", "rotate"], &json!({}))).await?;
+            let report: RotationReport = serde_json::from_value(reply.body.clone())
+                .context("the hub's rotation report does not have the expected shape")?;
+            if ctx.out.is_json() {
+                output::print_json(&reply.body)?;
+            } else {
+                output::print_line(&format!(
+                    "re-sealed to key {}: {}, already current: {}",
+                    report.key_id, report.resealed, report.already_current
+                ))?;
+                for name in &report.failed {
+                    output::print_line(&format!("failed: capability {name}"))?;
+                }
+            }
+            if !report.failed.is_empty() {
+                bail!(
+                    "{} stored credential(s) open with none of the hub's identities: {}",
+                    report.failed.len(),
+                    report.failed.join(", ")
+                );
+            }
+            Ok(())
+        }
+        other => run(ctx.out, other),
+    }
 }
 
 /// Runs a `secret` subcommand; no hub involved.
@@ -81,8 +153,18 @@ pub fn run(out: Output, cmd: SecretCommand) -> anyhow::Result<()> {
             input,
         } => encrypt(out, &recipient, &recipient_file, &input),
         SecretCommand::Decrypt { identity, input } => decrypt(&identity, &input),
-        SecretCommand::Rotate { identity, files } => rotate(out, &identity, &files),
-        SecretCommand::Recipient { identity } => recipient(out, &identity),
+        SecretCommand::Rotate {
+            hub: false,
+            identity,
+            files,
+        } => rotate(out, &identity, &files),
+        SecretCommand::Recipient {
+            hub: false,
+            identity: Some(identity),
+        } => recipient(out, &identity),
+        SecretCommand::Rotate { hub: true, .. } | SecretCommand::Recipient { .. } => {
+            bail!("--hub needs the state hub: this command was not sent to it")
+        }
     }
 }
 

@@ -10,7 +10,16 @@ use std::path::{Path, PathBuf};
 
 /// Top-level sections, for `HUB_*` overrides.
 pub const SECTIONS: &[&str] = &[
-    "dev_mode", "server", "database", "auth", "identity", "limits", "journal", "log",
+    "dev_mode",
+    "server",
+    "database",
+    "auth",
+    "identity",
+    "limits",
+    "journal",
+    "log",
+    "capabilities",
+    "secrets",
 ];
 
 /// The commented example config, printed by `state-hub default-config`.
@@ -96,6 +105,12 @@ pub struct StateHubConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Reaching and probing capabilities.
+    #[serde(default)]
+    pub capabilities: crate::capabilities::CapabilitiesConfig,
+    /// The age identities that seal stored capability credentials.
+    #[serde(default)]
+    pub secrets: crate::capabilities::SecretsConfig,
 }
 
 impl StateHubConfig {
@@ -113,6 +128,8 @@ impl StateHubConfig {
         self.database.validate(self.dev_mode, &mut p);
         self.identity.validate(self.dev_mode, &mut p);
         self.limits.validate(&mut p);
+        self.capabilities.validate(&mut p);
+        self.secrets.validate(&mut p);
         if let Err(e) = Subject::parse(&self.auth.bootstrap_admin_subject) {
             p.push(format!("auth.bootstrap_admin_subject: {e}"));
         }

@@ -1,6 +1,7 @@
 //! The state hub: decisions, workstreams/workplans/tasks, and the hash-chained journal of
 //! progress events, served as a REST API.
 
+pub mod capabilities;
 pub mod config;
 pub mod decisions;
 pub mod events;
@@ -9,6 +10,7 @@ pub mod ledger;
 pub mod migrations;
 pub mod openapi;
 pub mod plans;
+pub mod registry;
 pub mod respond;
 pub mod routes;
 pub mod startup;

@@ -1,10 +1,13 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
-use crate::{decisions, events, plans, tokens};
+use crate::{capabilities, decisions, events, plans, registry, tokens};
 use actix_web::HttpResponse;
+use hub_core::api::capabilities as c;
 use hub_core::api::decisions as d;
 use hub_core::api::events as e;
+use hub_core::api::manifest as m;
 use hub_core::api::plans as p;
+use hub_core::api::registry as r;
 use hub_core::api::tokens as t;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -36,6 +39,16 @@ impl Modify for BearerAuth {
         plans::handlers::finish, plans::handlers::accept, plans::handlers::reopen,
         plans::handlers::create_task, plans::handlers::list_tasks, plans::handlers::get_task, plans::handlers::patch_task,
         tokens::create, tokens::list, tokens::revoke, tokens::whoami,
+        registry::handlers::list_kinds, registry::handlers::create_kind, registry::handlers::list_hubs,
+        registry::handlers::get_hub, registry::handlers::put_hub, registry::handlers::heartbeat,
+        registry::handlers::submit_manifest, registry::handlers::list_manifests,
+        registry::handlers::active_manifest, registry::handlers::get_manifest,
+        registry::handlers::put_manifest, registry::handlers::activate, registry::handlers::retire,
+        registry::handlers::list_types,
+        capabilities::handlers::create, capabilities::handlers::list, capabilities::handlers::callable,
+        capabilities::handlers::get, capabilities::handlers::contract, capabilities::handlers::transition,
+        capabilities::handlers::set_credential, capabilities::handlers::probes,
+        capabilities::handlers::recipient, capabilities::handlers::rotate,
     ),
     components(schemas(
         e::Event, e::NewEvent, e::NewEventBatch, e::EventBatchResult, e::ChainHead, e::EventType,
@@ -44,6 +57,12 @@ impl Modify for BearerAuth {
         p::Workstream, p::NewWorkstream, p::Workplan, p::NewWorkplan, p::WorkplanStatus, p::AcceptRequest,
         p::ReopenRequest, p::Task, p::NewTask, p::TaskPatch, p::TaskStatus,
         t::NewTokenRequest, t::TokenInfo, t::CreatedToken, t::WhoAmI,
+        r::HubKind, r::NewHubKind, r::HubHealth, r::Hub, r::HubRegistration, r::Heartbeat,
+        r::ManifestStatus, r::ManifestRecord, r::RegisteredType,
+        m::Manifest, m::EventTypeDecl, m::NamedDecl, m::WidgetRender, m::WidgetTypeDecl,
+        m::CapabilityUse, m::ActionDecl,
+        c::Capability, c::NewCapability, c::CapabilityStatus, c::CapabilityTransition, c::CredentialInput,
+        c::Probe, c::ProbeHealth, c::CallableCapability, c::CallableList, c::SecretsRecipient, c::RotationReport,
         hub_core::http::problem::Problem, hub_core::http::problem::FieldError,
     )),
     tags(
@@ -52,6 +71,9 @@ impl Modify for BearerAuth {
         (name = "plans", description = "Workstreams, workplans, tasks"),
         (name = "tokens", description = "API tokens"),
         (name = "audit", description = "Hash chain"),
+        (name = "registry", description = "Hub kinds, hubs, heartbeats, manifests and the type registries"),
+        (name = "capabilities", description = "The capability registry: requests, lifecycle, credentials, probes"),
+        (name = "secrets", description = "The age identity that seals stored credentials"),
     )
 )]
 pub struct ApiDoc;

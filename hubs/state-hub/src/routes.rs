@@ -1,7 +1,8 @@
 //! The route table: every route of the state hub and the permission it needs.
 
 use crate::{
-    decisions::handlers as decisions, events, openapi, plans::handlers as plans, tokens, ui,
+    capabilities::handlers as capabilities, decisions::handlers as decisions, events, openapi,
+    plans::handlers as plans, registry::handlers as registry, tokens, ui,
 };
 use hub_core::auth::{Access, Permission::*};
 use hub_core::http::routes::Route;
@@ -45,6 +46,18 @@ pub fn pages() -> Vec<Route> {
         page!(GET "/admin/sessions", Access::Permission(SessionsManage), admin::sessions),
         page!(POST "/admin/sessions/{id}/revoke", Access::Permission(SessionsManage), admin::revoke_session),
         page!(GET "/admin/users", Access::Permission(SessionsManage), admin::users),
+        page!(GET "/registry", Access::Permission(RegistryRead), ui::registry::overview),
+        page!(POST "/registry/kinds", Access::Permission(RegistryAdmin), ui::registry::add_kind),
+        page!(GET "/registry/hubs/{name}", Access::Permission(RegistryRead), ui::registry::hub),
+        page!(GET "/registry/manifests/{id}", Access::Permission(RegistryRead), ui::registry::manifest),
+        page!(POST "/registry/manifests/{id}/activate", Access::Permission(RegistryAdmin), ui::registry::activate),
+        page!(POST "/registry/manifests/{id}/retire", Access::Permission(RegistryAdmin), ui::registry::retire),
+        page!(GET "/registry/types", Access::Permission(RegistryRead), ui::registry::types),
+        page!(GET "/capabilities", Access::Permission(RegistryRead), ui::capabilities::list),
+        page!(POST "/capabilities", Access::Permission(RegistryWrite), ui::capabilities::request),
+        page!(GET "/capabilities/{name}", Access::Permission(RegistryRead), ui::capabilities::detail),
+        page!(POST "/capabilities/{name}/transition", Access::Permission(RegistryWrite), ui::capabilities::transition),
+        page!(POST "/capabilities/{name}/credential", Access::Permission(RegistryAdmin), ui::capabilities::credential),
     ]
 }
 
@@ -82,5 +95,30 @@ pub fn api() -> Vec<Route> {
         route!(POST "/api/v1/tokens", Access::Permission(TokensManage), tokens::create),
         route!(GET "/api/v1/tokens", Access::Permission(TokensManage), tokens::list),
         route!(DELETE "/api/v1/tokens/{id}", Access::Permission(TokensManage), tokens::revoke),
+        route!(GET "/api/v1/hub-kinds", Access::Permission(RegistryRead), registry::list_kinds),
+        route!(POST "/api/v1/hub-kinds", Access::Permission(RegistryAdmin), registry::create_kind),
+        route!(GET "/api/v1/hubs", Access::Permission(RegistryRead), registry::list_hubs),
+        route!(GET "/api/v1/hubs/{name}", Access::Permission(RegistryRead), registry::get_hub),
+        route!(PUT "/api/v1/hubs/{name}", Access::Permission(RegistryWrite), registry::put_hub),
+        route!(POST "/api/v1/hubs/{name}/heartbeat", Access::Permission(RegistryWrite), registry::heartbeat),
+        route!(POST "/api/v1/hubs/{name}/manifests", Access::Permission(RegistryWrite), registry::submit_manifest),
+        route!(GET "/api/v1/hubs/{name}/manifests", Access::Permission(RegistryRead), registry::list_manifests),
+        route!(GET "/api/v1/hubs/{name}/manifest/active", Access::Permission(RegistryRead), registry::active_manifest),
+        route!(GET "/api/v1/manifests/{id}", Access::Permission(RegistryRead), registry::get_manifest),
+        route!(PUT "/api/v1/manifests/{id}", Access::Permission(RegistryWrite), registry::put_manifest),
+        route!(POST "/api/v1/manifests/{id}/activate", Access::Permission(RegistryAdmin), registry::activate),
+        route!(POST "/api/v1/manifests/{id}/retire", Access::Permission(RegistryAdmin), registry::retire),
+        route!(GET "/api/v1/types", Access::Permission(RegistryRead), registry::list_types),
+        route!(POST "/api/v1/capabilities", Access::Permission(RegistryWrite), capabilities::create),
+        route!(GET "/api/v1/capabilities", Access::Permission(RegistryRead), capabilities::list),
+        // Before `{name}`, which would take `callable` as a name (the rules reserve it).
+        route!(GET "/api/v1/capabilities/callable", Access::Permission(RegistryRead), capabilities::callable),
+        route!(GET "/api/v1/capabilities/{name}", Access::Permission(RegistryRead), capabilities::get),
+        route!(GET "/api/v1/capabilities/{name}/contract", Access::Permission(RegistryRead), capabilities::contract),
+        route!(POST "/api/v1/capabilities/{name}/transition", Access::Permission(RegistryWrite), capabilities::transition),
+        route!(PUT "/api/v1/capabilities/{name}/credential", Access::Permission(RegistryAdmin), capabilities::set_credential),
+        route!(GET "/api/v1/capabilities/{name}/probes", Access::Permission(RegistryRead), capabilities::probes),
+        route!(GET "/api/v1/secrets/recipient", Access::Permission(RegistryAdmin), capabilities::recipient),
+        route!(POST "/api/v1/secrets/rotate", Access::Permission(RegistryAdmin), capabilities::rotate),
     ]
 }

@@ -1,5 +1,6 @@
 //! Building and running the state hub: migrate, connect, start the writer, serve, stop in order.
 
+use crate::capabilities::{self, probe};
 use crate::config::StateHubConfig;
 use crate::journal::{self, Draft, Journal};
 use crate::ledger::JournalLedger;
@@ -31,6 +32,7 @@ pub struct Application {
     server: Server,
     shutdown: Arc<Shutdown>,
     identity: Arc<IdentityService>,
+    state: AppState,
 }
 
 /// Applies migrations under the advisory lock; returns the versions applied now.
@@ -59,6 +61,8 @@ impl Application {
         }
         let pools = db::pools(&cfg.database, "state-hub")?;
         let metrics = HttpMetrics::new()?;
+        // Before any task starts: a missing age identity stops the hub here, leaving nothing running.
+        let capabilities = Arc::new(build_capabilities(&cfg, &pools, &metrics.registry).await?);
         let pg = db::pg_config(&cfg.database, "state-hub-journal")?;
         let (journal, writer) = Journal::spawn(
             pg.clone(),
@@ -98,8 +102,12 @@ impl Application {
             tokens: tokens.clone(),
             limiters: limiters.clone(),
             trusted_proxies: cfg.server.trusted_proxies.clone(),
+            dev_mode: cfg.dev_mode,
+            capabilities,
             stopping: shutdown.stopping(),
         });
+        let app_state = state.get_ref().clone();
+        let probes = probe::spawn(app_state.clone(), shutdown.stopping());
         let dyn_auth: DynAuthenticator = Arc::new(HubAuthenticator::new(
             tokens,
             pools.requests.clone(),
@@ -149,6 +157,7 @@ impl Application {
         register_shutdown(
             &shutdown,
             server.handle(),
+            probes,
             journal,
             writer,
             pools,
@@ -159,6 +168,7 @@ impl Application {
             server,
             shutdown,
             identity: identity_handle,
+            state: app_state,
         })
     }
 
@@ -170,6 +180,11 @@ impl Application {
     /// The identity service (tests run the directory sync through it).
     pub fn identity(&self) -> Arc<IdentityService> {
         self.identity.clone()
+    }
+
+    /// The shared state handlers see (tests run a probe round through it).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
     }
 
     /// The shutdown registry (tests trigger it directly).
@@ -209,6 +224,7 @@ impl Application {
 fn register_shutdown(
     shutdown: &Shutdown,
     server: ServerHandle,
+    probes: tokio::task::JoinHandle<()>,
     journal: Journal,
     writer: journal::JournalHandle,
     pools: db::Pools,
@@ -222,7 +238,16 @@ fn register_shutdown(
             server.stop(true).await;
         },
     );
-    // 2. commit and answer every write already queued, then stop the writer.
+    // 2. stop the capability probes (they end on `stopping`); a round in flight is dropped and
+    //    its claimed registrations are probed in the next round.
+    shutdown.register(
+        "stop capability probes",
+        Duration::from_secs(5),
+        move || async move {
+            let _ = probes.await;
+        },
+    );
+    // 3. commit and answer every write already queued, then stop the writer.
     shutdown.register(
         "flush journal writer",
         Duration::from_secs(10),
@@ -231,7 +256,7 @@ fn register_shutdown(
             let _ = writer.task.await;
         },
     );
-    // 3. close pools last: nothing above needs them any more.
+    // 4. close pools last: nothing above needs them any more.
     shutdown.register(
         "close database pools",
         Duration::from_secs(2),
@@ -310,4 +335,41 @@ fn build_identity(
         limiters,
         cfg.server.trusted_proxies.clone(),
     ))
+}
+
+/// The capability registry's runtime from `[secrets]` and `[capabilities]`. Refuses to start
+/// without an age identity while sealed credentials are stored: they could be neither handed
+/// out nor probed with.
+async fn build_capabilities(
+    cfg: &StateHubConfig,
+    pools: &db::Pools,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<capabilities::Runtime> {
+    let keyring = cfg
+        .secrets
+        .keyring()
+        .context("secrets.age_identity_files")?;
+    match &keyring {
+        Some(k) => tracing::info!(key_id = %k.current_key_id(), "age identities loaded"),
+        None => {
+            let client = pools.requests.get().await?;
+            let stored = capabilities::store::stored_credentials(&**client)
+                .await
+                .map_err(|e| anyhow::anyhow!("counting stored credentials: {e}"))?;
+            if stored > 0 {
+                anyhow::bail!(
+                    "{stored} capability credential(s) are stored sealed, but no age identity is \
+                     configured: set [secrets] age_identity_files (or the systemd credential \
+                     `age-identity`)"
+                );
+            }
+        }
+    }
+    let client = hub_core::capability::CapabilityClient::new(&cfg.capabilities.client, registry)
+        .context("[capabilities]")?;
+    Ok(capabilities::Runtime {
+        keyring: keyring.map(Arc::new),
+        client,
+        probe_interval: cfg.capabilities.probe_interval(),
+    })
 }

@@ -19,6 +19,10 @@ pub struct AppState {
     pub limiters: Arc<hub_core::http::ratelimit::Limiters>,
     /// Proxies whose X-Forwarded-For names the client (for per-address limits).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Dev mode: hubs may register plain-http loopback base URLs.
+    pub dev_mode: bool,
+    /// The capability registry's keyring, probe client and interval.
+    pub capabilities: Arc<crate::capabilities::Runtime>,
     /// Turns true when shutdown begins, ending live streams.
     pub stopping: watch::Receiver<bool>,
 }

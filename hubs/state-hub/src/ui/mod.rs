@@ -4,11 +4,13 @@
 //! not applied shows the page again with the person's input and the reason.
 
 pub mod admin;
+pub mod capabilities;
 mod dashboard;
 pub mod decisions;
 mod form;
 pub mod journal;
 pub mod plans;
+pub mod registry;
 
 pub use dashboard::dashboard;
 
@@ -57,6 +59,38 @@ const TEMPLATES: &[(&str, &str)] = &[
         "admin_users.html",
         include_str!("../../templates/admin_users.html"),
     ),
+    (
+        "registry_macros.html",
+        include_str!("../../templates/registry_macros.html"),
+    ),
+    (
+        "registry.html",
+        include_str!("../../templates/registry.html"),
+    ),
+    (
+        "registry_hub.html",
+        include_str!("../../templates/registry_hub.html"),
+    ),
+    (
+        "registry_manifest.html",
+        include_str!("../../templates/registry_manifest.html"),
+    ),
+    (
+        "registry_types.html",
+        include_str!("../../templates/registry_types.html"),
+    ),
+    (
+        "capabilities_macros.html",
+        include_str!("../../templates/capabilities_macros.html"),
+    ),
+    (
+        "capabilities.html",
+        include_str!("../../templates/capabilities.html"),
+    ),
+    (
+        "capability.html",
+        include_str!("../../templates/capability.html"),
+    ),
 ];
 
 /// The page environment: hub-core's layout plus the state hub's templates.
@@ -77,6 +111,14 @@ pub fn pages() -> anyhow::Result<Pages> {
         NavItem {
             label: "Journal",
             href: "/journal",
+        },
+        NavItem {
+            label: "Registry",
+            href: "/registry",
+        },
+        NavItem {
+            label: "Capabilities",
+            href: "/capabilities",
         },
         NavItem {
             label: "Admin",

@@ -76,6 +76,8 @@ pub struct TestApp {
     pub shutdown: Arc<Shutdown>,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pub identity: Arc<hub_core::identity::IdentityService>,
+    /// The hub's shared state (capability probe rounds run through it).
+    pub state: state_hub::state::AppState,
     _dir: TempDir,
 }
 
@@ -145,6 +147,7 @@ impl TestApp {
             .await
             .expect("state hub builds");
         let identity = app.identity();
+        let state = app.state();
         let base = format!("http://127.0.0.1:{}", app.port());
         let shutdown = app.shutdown();
         let server = tokio::spawn(app.run_until_shutdown());
@@ -156,6 +159,7 @@ impl TestApp {
             shutdown,
             server: Some(server),
             identity,
+            state,
             _dir: TempDir(dir),
         }
     }

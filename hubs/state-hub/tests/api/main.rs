@@ -2,6 +2,7 @@
 //! per test. `TEST_LOG=1` prints the hub's logs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod capabilities;
 mod decisions;
 mod events;
 mod health;
@@ -10,6 +11,7 @@ mod journal_db;
 mod lifecycle;
 mod login;
 mod plans;
+mod registry;
 mod routes;
 mod sessions;
 #[path = "../../../../tests/support/standins.rs"]
