@@ -1,28 +1,122 @@
-//! `domain-hub`: one binary, run as many instances (dev-hub, ops-hub, fin-hub).
-//!
-//! The domain hub (manifest submission, heartbeats, capability polling, widgets, outbox relay)
-//! is built in a later issue. Until then this binary refuses to start rather than pretend to run.
+//! `domain-hub`: serve, migrate, check the config, print the example config, health-check.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use domain_hub::config::{self, DomainHubConfig};
+use domain_hub::startup::{self, Application};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
     name = "domain-hub",
     version,
-    about = "Hubplane domain hub (not yet available)"
+    about = "Hubplane domain hub (one instance per config file: dev-hub, ops-hub, fin-hub, …)"
 )]
 struct Cli {
-    /// Config file (TOML).
-    #[arg(long, short)]
-    config: Option<std::path::PathBuf>,
+    /// Config file (TOML); `HUB_*` environment variables override its keys.
+    #[arg(long, short, env = "DOMAIN_HUB_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-fn main() -> ExitCode {
-    let _ = Cli::parse();
-    eprintln!(
-        "domain-hub: not available in this release; the domain hub ships with the hub registry and \
-         capability work (see docs/architecture.md)"
-    );
-    ExitCode::from(78)
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate and serve (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Validate the config, the manifest and the secrets they name, and exit.
+    Configtest,
+    /// Print the commented example config.
+    DefaultConfig,
+    /// Exit 0 when the configured hub answers /readyz with 200.
+    Healthcheck,
+}
+
+fn load(path: Option<&std::path::Path>) -> Result<DomainHubConfig, ExitCode> {
+    match DomainHubConfig::load(path) {
+        Ok((cfg, _manifest, warnings)) => {
+            for w in warnings {
+                eprintln!("config warning: {w}");
+            }
+            Ok(cfg)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::DefaultConfig = command {
+        print!("{}", config::EXAMPLE);
+        return ExitCode::SUCCESS;
+    }
+    let cfg = match load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    hub_core::telemetry::init(&cfg.log);
+    let result = match command {
+        Command::Configtest => {
+            println!("config ok");
+            Ok(())
+        }
+        Command::Migrate => startup::migrate(&cfg).await.map(|applied| {
+            if applied.is_empty() {
+                println!("schema is up to date");
+            }
+            for m in applied {
+                println!("applied {m}");
+            }
+        }),
+        Command::Healthcheck => healthcheck(&cfg).await,
+        Command::Serve | Command::DefaultConfig => {
+            let name = cfg.hub.name.clone();
+            match Application::build(cfg).await {
+                Ok(app) => {
+                    tracing::info!(hub = %name, port = app.port(), "domain hub ready");
+                    app.run_until_stopped().await
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "domain hub failed");
+            eprintln!("domain-hub: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn healthcheck(cfg: &DomainHubConfig) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr = cfg.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut s = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await??;
+    s.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(3), s.read_to_end(&mut buf)).await??;
+    let text = String::from_utf8_lossy(&buf);
+    if text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200") {
+        println!("ready");
+        Ok(())
+    } else {
+        anyhow::bail!("not ready: {}", text.lines().last().unwrap_or_default())
+    }
 }
