@@ -107,3 +107,20 @@ hp_stop_main() {
     # shellcheck disable=SC2059 # the format is the caller's, by design
     hp_stop_standin "${name}" "${dir}/${pid_name}" "$(printf "${mark_format}" "${dir%/}")"
 }
+
+# hp_free_port: a loopback port nobody listens on, below Linux's ephemeral range (32768-60999)
+# so that other processes' outgoing connections cannot take it between choosing and binding,
+# and not handed out before by this script (remembered in a file: `$(hp_free_port)` runs in a
+# subshell, where a variable would be forgotten).
+hp_free_port() {
+    local port used_file="${TMPDIR:-/tmp}/hubplane-ports-$$"
+    for _ in $(seq 1 200); do
+        port=$((20000 + RANDOM % 12000))
+        if ! grep -qx "${port}" "${used_file}" 2>/dev/null && ! hp_port_in_use "${port}"; then
+            printf '%s\n' "${port}" >>"${used_file}"
+            printf '%s\n' "${port}"
+            return 0
+        fi
+    done
+    hp_die "no free port found"
+}

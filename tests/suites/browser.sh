@@ -66,21 +66,6 @@ stop_leftover_browsers() {
     done
 }
 
-# free_port: a loopback port nobody listens on and that this run has not used, below
-# Linux's ephemeral range (32768-60999), so outgoing connections do not hold it.
-used_ports=" "
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        port=$((20000 + RANDOM % 12000))
-        if [[ "${used_ports}" != *" ${port} "* ]] && ! hp_port_in_use "${port}"; then
-            used_ports+="${port} "
-            printf '%s\n' "${port}"
-            return 0
-        fi
-    done
-    hp_die "no free port found"
-}
 
 # ensure_browser_tests: Debian's chromium, and tests/browser's npm packages when
 # node_modules is missing or older than package-lock.json.
@@ -114,7 +99,7 @@ started=0
 for attempt in 1 2 3; do
     if bash -c 'set -euo pipefail; source "$0"; stack_up "$@"' "${HUBPLANE_REPO}/scripts/lib/stack.sh" \
         --dir "${WORK}/stack" --tls \
-        --hub-port "$(free_port)" --oidc-port "$(free_port)" --ldap-port "$(free_port)" \
+        --hub-port "$(hp_free_port)" --oidc-port "$(hp_free_port)" --ldap-port "$(hp_free_port)" \
         --database "${STACK_DB_NAME}" --bin-dir "${BIN_DIR}" --log-filter "info"; then
         started=1
         break

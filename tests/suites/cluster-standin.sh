@@ -60,22 +60,8 @@ expect_eq() {
     fi
 }
 
-# free_port: a loopback port nobody listens on and that this run has not used.
-used_ports=" "
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        port=$((20000 + RANDOM % 40000))
-        if [[ "${used_ports}" != *" ${port} "* ]] && ! hp_port_in_use "${port}"; then
-            used_ports+="${port} "
-            printf '%s\n' "${port}"
-            return 0
-        fi
-    done
-    hp_die "no free port found"
-}
 
-PORT="$(free_port)"
+PORT="$(hp_free_port)"
 URL="https://127.0.0.1:${PORT}"
 make_test_ca "${WORK}/ca"
 
@@ -411,7 +397,7 @@ start_errors_are_clear() {
     [[ ${rc} -ne 0 ]] || { echo "a second start on a busy port succeeded"; return 1; }
     grep -q "already in use" "${WORK}/err" || { cat "${WORK}/err"; return 1; }
     local other_port
-    other_port="$(free_port)"
+    other_port="$(hp_free_port)"
     rc=0
     # The CA's key does not belong to the server certificate.
     start_cluster_standin "${WORK}/other" "${other_port}" --cert "${WORK}/ca/server.pem" \

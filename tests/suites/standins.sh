@@ -72,25 +72,11 @@ fixture_uuid() {
     jq -r --arg uid "$1" '.users[] | select(.uid == $uid) | .uuid' "${FIXTURE}"
 }
 
-# free_port: a loopback port nobody listens on and that this run has not used.
-used_ports=" "
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        port=$((20000 + RANDOM % 40000))
-        if [[ "${used_ports}" != *" ${port} "* ]] && ! hp_port_in_use "${port}"; then
-            used_ports+="${port} "
-            printf '%s\n' "${port}"
-            return 0
-        fi
-    done
-    hp_die "no free port found"
-}
 
-ldap_port="$(free_port)"
-ldaps_port="$(free_port)"
-oidc_port="$(free_port)"
-client_port="$(free_port)" # nothing listens here: the code is read off the redirect
+ldap_port="$(hp_free_port)"
+ldaps_port="$(hp_free_port)"
+oidc_port="$(hp_free_port)"
+client_port="$(hp_free_port)" # nothing listens here: the code is read off the redirect
 LDAP_URL="ldap://127.0.0.1:${ldap_port}"
 LDAPS_URL="ldaps://127.0.0.1:${ldaps_port}"
 REDIRECT_URI="http://127.0.0.1:${client_port}/auth/callback"

@@ -908,7 +908,7 @@ fn template_problems(name: &str, src: &str) -> Vec<String> {
         let is_post = tag.contains("method=\"post\"") || tag.contains("method='post'");
         let body = &src[start..end];
         let has_token =
-            body.contains("m::csrf(token=csrf_token)") || body.contains("name=\"csrf_token\"");
+            body.contains("m::csrf(token=csrf_token") || body.contains("name=\"csrf_token\"");
         if is_post && !has_token && name != "hub-core/break_glass.html" {
             problems.push(format!("{name}: POST form without the CSRF token"));
         }
