@@ -1,32 +1,42 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 #
-# Hubplane demo: ./scripts/demo.sh [--port BASE] [--no-wait] [--skip-build] [--tls] | --stop
+# Hubplane demo: ./scripts/demo.sh [--port BASE] [--no-wait] [--skip-build] [--bin-dir DIR] [--tls] | --stop
 #
-# Builds the release binaries and starts the identity-enabled state hub the
-# browser suite tests (scripts/lib/stack.sh): the LDAP stand-in (LLDAP's
-# layout, the fixture users of tests/standins/directory.json), the OIDC
-# stand-in (configured like Authelia) with a client for the state hub, a fresh
-# database, and the state hub with web login (SSO, break-glass). Then it seeds
-# the hub with a workstream, a workplan, tasks, decisions and events through
-# hubctl and the bootstrap token, checks the journal's hash chain (hubctl audit
-# verify), prints the URLs and the logins, and keeps running until Ctrl-C /
-# SIGTERM (with --no-wait: exits and leaves everything running until
+# Builds the release binaries and starts the whole management plane from
+# scripts/lib/stack.sh (the setup tests/suites/demo-stack.sh and the browser
+# suite test): the LDAP stand-in (LLDAP's layout, the fixture users of
+# tests/standins/directory.json), the OIDC stand-in (configured like Authelia)
+# with a client per hub, a fresh database per hub, the state hub with web login
+# (SSO, break-glass) and an age identity for capability credentials, the
+# cluster stand-in (the k3s application cluster behind HTTPS, signed by the
+# test CA), and the domain hubs dev-hub and ops-hub. Through hubctl it
+# registers the hub kinds, the hubs' service tokens and the cluster's
+# capabilities (deployments, nodes, costs: requested by bob, completed by
+# alice, with the cluster's token as credential), activates the hubs'
+# manifests once they submitted them, and waits until their widgets show fresh
+# data. Then it seeds the state hub with a workstream, a workplan, tasks,
+# decisions and events, checks the journal's hash chain (hubctl audit verify),
+# prints the URLs, the logins and what to try, and keeps running until Ctrl-C /
+# SIGTERM, reporting the cluster and the OIDC provider going down and coming
+# back (with --no-wait: exits and leaves everything running until
 # ./scripts/demo.sh --stop). Everything it writes lives in .tmp/demo/.
 #
-# The issuer is plain http on loopback (the state hub's dev_mode allows that):
-# the browser shows the provider's login form without a certificate warning.
-# --tls serves it over https with the stand-ins' test CA instead (the hub
-# trusts it through identity.oidc.ca_file; the browser warns).
+# The issuer is plain http on loopback (the hubs' dev_mode allows that): the
+# browser shows the provider's login form without a certificate warning.
+# --tls serves it over https with the stand-ins' test CA instead (the hubs
+# trust it through identity.oidc.ca_file; the browser warns).
 #
 # Ports, from BASE (default 8480):
 #   BASE      state hub (web UI and API)
-#   BASE+1..  reserved for the domain hubs (dev-hub, ops-hub)
+#   BASE+1    dev-hub
+#   BASE+2    ops-hub
 #   BASE+10   OIDC stand-in (Authelia)
 #   BASE+11   LDAP stand-in (LLDAP)
+#   BASE+12   cluster stand-in (https)
 #
-# Adding a service (a domain hub, say): start it from scripts/lib/stack.sh, so
-# the demo and the browser suite run the same setup; stack_down stops it.
+# Adding a service: start it from scripts/lib/stack.sh, so the demo and the
+# suites run the same setup; stack_down stops it.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -44,14 +54,17 @@ cd "${HUBPLANE_REPO}"
 
 usage() {
     cat <<'USAGE'
-Usage: ./scripts/demo.sh [--port BASE] [--no-wait] [--skip-build] [--tls]
+Usage: ./scripts/demo.sh [--port BASE] [--no-wait] [--skip-build] [--bin-dir DIR] [--tls]
        ./scripts/demo.sh --stop
 
   --port BASE    first port to use (default 8480): the state hub listens on BASE,
-                 the OIDC stand-in on BASE+10, the LDAP stand-in on BASE+11
+                 dev-hub on BASE+1, ops-hub on BASE+2, the OIDC stand-in on BASE+10,
+                 the LDAP stand-in on BASE+11, the cluster stand-in on BASE+12
   --no-wait      start, seed, print the summary, then exit 0 and leave the demo
                  running (stop it with ./scripts/demo.sh --stop)
   --skip-build   use the release binaries already in target/release
+  --bin-dir DIR  use the binaries in DIR (state-hub, domain-hub, hubctl; e.g.
+                 target/debug) and build nothing
   --tls          serve the OIDC stand-in over https with the test CA (the browser
                  will warn about its certificate) instead of plain http on loopback
   --stop         stop a demo left running by --no-wait, and exit
@@ -67,6 +80,7 @@ WAIT=1
 BUILD=1
 TLS=0
 STOP=0
+BIN_DIR_ARG=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --port)
@@ -83,6 +97,17 @@ while [[ $# -gt 0 ]]; do
             shift
             ;;
         --skip-build)
+            BUILD=0
+            shift
+            ;;
+        --bin-dir)
+            [[ $# -ge 2 ]] || { usage >&2; hp_die "--bin-dir needs a value"; }
+            BIN_DIR_ARG="$2"
+            BUILD=0
+            shift 2
+            ;;
+        --bin-dir=*)
+            BIN_DIR_ARG="${1#--bin-dir=}"
             BUILD=0
             shift
             ;;
@@ -112,13 +137,26 @@ DEMO_DIR="${HUBPLANE_REPO}/.tmp/demo"
 TARGET_DIR="${CARGO_TARGET_DIR:-${HUBPLANE_REPO}/target}"
 [[ "${TARGET_DIR}" == /* ]] || TARGET_DIR="${HUBPLANE_REPO}/${TARGET_DIR}"
 BIN_DIR="${TARGET_DIR}/release"
+if [[ -n "${BIN_DIR_ARG}" ]]; then
+    [[ -d "${BIN_DIR_ARG}" ]] || hp_die "--bin-dir: no directory ${BIN_DIR_ARG}"
+    BIN_DIR="$(cd "${BIN_DIR_ARG}" && pwd -P)"
+fi
 STATE_HUB_BIN="${BIN_DIR}/state-hub"
+DOMAIN_HUB_BIN="${BIN_DIR}/domain-hub"
 HUBCTL_BIN="${BIN_DIR}/hubctl"
 
 STATE_HUB_PORT="${BASE_PORT}"
+DEV_HUB_PORT=$((BASE_PORT + 1))
+OPS_HUB_PORT=$((BASE_PORT + 2))
 OIDC_PORT=$((BASE_PORT + 10))
 LDAP_PORT=$((BASE_PORT + 11))
+CLUSTER_PORT=$((BASE_PORT + 12))
 STATE_DB_NAME="hubplane_demo_state"
+# The domain hubs' databases: hubplane_demo_dev_hub, hubplane_demo_ops_hub.
+DOMAIN_DB_PREFIX="hubplane_demo"
+DOMAIN_HUBS=(dev-hub ops-hub)
+# Seconds between the state hub's capability probes.
+PROBE_INTERVAL=10
 # Written by --no-wait: the throwaway PostgreSQL's directory, when the demo started one.
 DETACHED_PG_FILE="${DEMO_DIR}/postgres.dir"
 
@@ -213,21 +251,38 @@ prepare_postgres() {
 build_binaries() {
     if [[ "${BUILD}" -eq 1 ]]; then
         hp_step "build (release)"
-        cargo build --release --locked -p state-hub -p hubctl
+        cargo build --release --locked -p state-hub -p domain-hub -p hubctl
+    elif [[ -n "${BIN_DIR_ARG}" ]]; then
+        hp_step "build skipped (--bin-dir $(rel "${BIN_DIR}"))"
     else
         hp_step "build skipped (--skip-build)"
     fi
     local bin
-    for bin in "${STATE_HUB_BIN}" "${HUBCTL_BIN}"; do
-        [[ -x "${bin}" ]] || hp_die "missing ${bin}; run without --skip-build"
+    for bin in "${STATE_HUB_BIN}" "${DOMAIN_HUB_BIN}" "${HUBCTL_BIN}"; do
+        [[ -x "${bin}" ]] || hp_die "missing ${bin}; run without --skip-build / --bin-dir"
     done
 }
 
 start_stack() {
-    local tls=()
+    local tls=() port
     [[ "${TLS}" -eq 0 ]] || tls=(--tls)
+    # Every port first, so that a busy one stops the demo before anything starts.
+    for port in "${STATE_HUB_PORT}" "${DEV_HUB_PORT}" "${OPS_HUB_PORT}" "${OIDC_PORT}" "${LDAP_PORT}" "${CLUSTER_PORT}"; do
+        if hp_port_in_use "${port}"; then
+            hp_die "port ${port} on 127.0.0.1 is already in use (the demo uses BASE..BASE+2 and BASE+10..BASE+12; pick another BASE with --port)"
+        fi
+    done
     stack_up --dir "${DEMO_DIR}" --hub-port "${STATE_HUB_PORT}" --oidc-port "${OIDC_PORT}" \
-        --ldap-port "${LDAP_PORT}" --database "${STATE_DB_NAME}" --bin-dir "${BIN_DIR}" "${tls[@]}"
+        --ldap-port "${LDAP_PORT}" --database "${STATE_DB_NAME}" --bin-dir "${BIN_DIR}" \
+        --client "dev-hub=http://127.0.0.1:${DEV_HUB_PORT}" \
+        --client "ops-hub=http://127.0.0.1:${OPS_HUB_PORT}" \
+        --probe-interval "${PROBE_INTERVAL}" "${tls[@]}"
+    # The cluster, the registrations, dev-hub and ops-hub with their manifests activated;
+    # returns once every widget shows fresh data. The shipped manifests poll every 60 s
+    # (dev-hub) and 30 s (ops-hub).
+    stack_plane_up --cluster-port "${CLUSTER_PORT}" --database-prefix "${DOMAIN_DB_PREFIX}" \
+        --hub "dev-hub=${DEV_HUB_PORT}" --hub "ops-hub=${OPS_HUB_PORT}" \
+        --heartbeat-seconds 10 --callable-refresh-seconds 5
 }
 
 seed_state_hub() {
@@ -298,20 +353,22 @@ seed_state_hub() {
         --detail '{"topic":"capabilities","by":"alice"}'
     hp_info "events: deploy.started, note.added x2, review.requested"
 
-    # A second person: escalated decisions are approved by someone other than their proposer.
-    REVIEWER_TOKEN_FILE="${DEMO_DIR}/reviewer.token"
-    ( umask 077; "${HUBCTL_BIN}" --output json tokens create --name "demo reviewer" --subject reviewer \
-        --kind human --role member | jq -er .token > "${REVIEWER_TOKEN_FILE}" ) \
-        || hp_die "could not create the reviewer token"
+    # The architecture's open decisions (docs/architecture.md, Open decisions), once each: a
+    # decision titled `OA-Dnn: …` counts as imported, so seeding again proposes nothing twice.
+    hubctl_quiet decisions import "${HUBPLANE_REPO}/docs/decisions/open-decisions.json"
+    hp_info "open decisions: OA-D01 … OA-D05 (docs/decisions/open-decisions.json)"
+
+    # Escalated decisions are approved by someone other than their proposer: alice's token
+    # (stack_seed_plane made it) for the walkthrough.
     ESCALATED_DECISION="${d_caps}"
-    hp_info "reviewer token: $(rel "${REVIEWER_TOKEN_FILE}")"
 
     hp_step "hubctl audit verify"
     "${HUBCTL_BIN}" audit verify || hp_die "hubctl audit verify failed"
 }
 
-# login_rows: one line per fixture user: uid, password, groups, and the role the state hub's
-# default mapping gives (admin = hub_admins, member = hub_members, viewer = hub_viewers).
+# login_rows: one line per fixture user: uid, password, groups, and the role the hubs' default
+# mapping gives (admin = hub_admins, member = hub_members, viewer = hub_viewers; the same on
+# every hub), plus what the demo's config adds (break-glass; ops-hub's freeze scope).
 login_rows() {
     jq -r '
         . as $d
@@ -322,6 +379,7 @@ login_rows() {
             elif ($g | index("hub_members")) then "member"
             elif ($g | index("hub_viewers")) then "viewer"
             else empty end]
+           + (if ($g | index("hub_admins")) then ["may freeze on ops-hub"] else [] end)
            + (if ($g | index("hub_breakglass")) then ["may use break-glass"] else [] end)) as $r
         | [$u, .password, (if ($g | length) == 0 then "(none)" else ($g | join(", ")) end),
            (if ($r | length) == 0 then "no access (gets the 403 page)" else ($r | join(", ")) end)]
@@ -330,11 +388,26 @@ login_rows() {
         | awk -F'\t' '{ printf "   %-7s %-18s %-29s %s\n", $1, $2, $3, $4 }'
 }
 
+# poll_seconds HUB: how often the hub polls (the shortest interval of its manifest).
+poll_seconds() {
+    jq -r '[.capabilities[].poll_seconds] | min' "${HUBPLANE_REPO}/hubs/domain-hub/manifests/$1.json"
+}
+
 print_banner() {
-    local hubctl_rel issuer_note stop_line
+    local hubctl_rel issuer_note stop_line dev_url ops_url dev_token ops_token alice bob admin
+    local dev_poll ops_poll
     hubctl_rel="$(rel "${HUBCTL_BIN}")"
+    dev_poll="$(poll_seconds dev-hub)"
+    ops_poll="$(poll_seconds ops-hub)"
+    dev_url="$(stack_domain_url dev-hub)"
+    ops_url="$(stack_domain_url ops-hub)"
+    dev_token="$(rel "$(stack_domain_token_file dev-hub)")"
+    ops_token="$(rel "$(stack_domain_token_file ops-hub)")"
+    alice="$(rel "${STACK_ALICE_TOKEN_FILE}")"
+    bob="$(rel "${STACK_BOB_TOKEN_FILE}")"
+    admin="$(rel "${STACK_TOKEN_FILE}")"
     if [[ "${STACK_TLS}" -eq 1 ]]; then
-        issuer_note="https with the test CA below (--tls): the hub trusts it through ca_file; your
+        issuer_note="https with the test CA below (--tls): the hubs trust it through ca_file; your
                     browser does not, so it warns on the provider's login page (or import ca.pem)."
     else
         issuer_note="plain http on loopback (dev_mode), so the browser shows the provider's login
@@ -348,27 +421,73 @@ print_banner() {
     cat <<BANNER
 
 ================================================================================
- Hubplane demo is up
+ Hubplane demo is up: the state hub, dev-hub and ops-hub against the cluster
 --------------------------------------------------------------------------------
- web UI             ${STACK_HUB_URL}/            (log in with single sign-on)
- state hub API      ${STACK_HUB_URL}/api/v1
- liveness           ${STACK_HUB_URL}/healthz
- readiness          ${STACK_HUB_URL}/readyz
- metrics            ${STACK_HUB_URL}/metrics
- OpenAPI document   ${STACK_HUB_URL}/api/v1/openapi.json
+ state hub          ${STACK_HUB_URL}/            (log in with single sign-on)
+   hub registry     ${STACK_HUB_URL}/registry    (dev-hub, ops-hub: health, manifests)
+   capabilities     ${STACK_HUB_URL}/capabilities (deployments, nodes, costs: probes every ${PROBE_INTERVAL} s)
+   API, OpenAPI     ${STACK_HUB_URL}/api/v1, ${STACK_HUB_URL}/api/v1/openapi.json
+   health           ${STACK_HUB_URL}/healthz, /readyz, /metrics
+ dev-hub            ${dev_url}/            (widget: deployed versions; polls every ${dev_poll} s)
+ ops-hub            ${ops_url}/            (widgets: deployments, nodes; polls every ${ops_poll} s;
+                                                   the freeze action on /actions)
+ cluster (k3s)      ${STACK_CLUSTER_URL}   (stand-in; capabilities under /deployments, /nodes, /costs;
+                    bearer token in $(rel "${STACK_CLUSTER_TOKEN_FILE}"), CA $(rel "${STACK_CA_FILE}"))
  OIDC provider      ${STACK_ISSUER}   (stand-in for Authelia; log: $(rel "${STACK_OIDC_DIR}")/oidc.log)
  LDAP directory     ${STACK_LDAP_URL}   (stand-in for LLDAP; bind uid=admin,ou=people,dc=example,dc=com,
                     password in $(rel "${STACK_LDAP_DIR}")/admin.password)
 
  issuer             ${issuer_note}
- test CA            $(rel "${STACK_CA_FILE}")
- config             $(rel "${STACK_HUB_CONFIG}")
- log                $(rel "${STACK_HUB_LOG}")
- database           ${STACK_DB_URL}
+ configs, logs      $(rel "${DEMO_DIR}")/{state-hub,dev-hub,ops-hub}.{toml,log}, cluster/cluster.log
+ databases          ${STACK_DB_NAME}, ${DOMAIN_DB_PREFIX}_dev_hub, ${DOMAIN_DB_PREFIX}_ops_hub
 
- Web logins (tests/standins/directory.json; test passwords, nothing else uses them)
-   user    password           groups                        role on the state hub
+ Web logins, the same on every hub (tests/standins/directory.json; test passwords only)
+   user    password           groups                        role
 $(login_rows)
+
+ API tokens
+   state hub        admin (bootstrap) ${admin}
+                    alice (admin)     ${alice}
+                    bob (member)      ${bob}
+   dev-hub          alice             ${dev_token}
+   ops-hub          alice (+ freeze)  ${ops_token}
+
+ Try it
+   export HUBCTL_URL=${STACK_HUB_URL} HUBCTL_TOKEN_FILE=${admin}
+   ${hubctl_rel} hubs list                      # dev-hub, ops-hub: passing, manifest 1.0.0
+   ${hubctl_rel} capabilities list              # completed, healthy
+   ${hubctl_rel} events tail                    # in a second terminal: everything below lands here
+   curl -H "Authorization: Bearer \$(cat ${ops_token})" ${ops_url}/api/v1/widgets
+
+ Annotate: on ${ops_url}/annotations (or under a widget) as alice or bob, or
+   curl -H "Authorization: Bearer \$(cat ${ops_token})" -H 'Content-Type: application/json' \\
+     -d '{"category":"incident","target":"deployments","text":"shop/web is one replica short"}' \\
+     ${ops_url}/api/v1/annotations
+   -> the state hub's journal gets annotation.added from hub:ops-hub (also while the
+      state hub is down: it waits in ops-hub's outbox and arrives once it is back)
+
+ Freeze a namespace on ops-hub: it needs a decision someone else approved.
+   In the state hub as bob: propose "Freeze shop during incident 42" (options freeze, wait),
+   escalate it; as alice: resolve it (choice freeze). Or with hubctl:
+   D=\$(HUBCTL_TOKEN_FILE=${bob} ${hubctl_rel} -o json decisions propose \\
+       --title "Freeze shop during incident 42" --option freeze --option wait | jq -r .id)
+   HUBCTL_TOKEN_FILE=${bob} ${hubctl_rel} decisions escalate "\$D" --reason "changes the cluster"
+   HUBCTL_TOKEN_FILE=${alice} ${hubctl_rel} decisions resolve "\$D" --choice freeze --rationale "incident 42"
+   then on ${ops_url}/actions as alice: parameters {"namespace":"shop","reason":"incident 42"},
+   decision id \$D, "Run freeze"; or
+   curl -H "Authorization: Bearer \$(cat ${ops_token})" -H 'Content-Type: application/json' \\
+     -d "{\\"params\\":{\\"namespace\\":\\"shop\\",\\"reason\\":\\"incident 42\\"},\\"decision_id\\":\\"\$D\\"}" \\
+     ${ops_url}/api/v1/actions/freeze
+   -> 202, action.executed in the journal; the deployments widget shows shop frozen
+
+ Stop the cluster and watch:
+   tests/standins/cluster/stop.sh --dir $(rel "${STACK_CLUSTER_DIR}")
+   -> the widgets turn "unreachable since …" within a poll interval (ops-hub ${ops_poll} s, dev-hub ${dev_poll} s)
+      and keep showing the last data; the hubs' pages and /readyz still answer; the state hub's
+      ${STACK_HUB_URL}/capabilities page shows unhealthy within ${PROBE_INTERVAL} s; the journal gets
+      capability.unhealthy and capability.unreachable
+   start it again with:
+   $(stack_cluster_start_command "${DEMO_DIR}")
 
  Break-glass (logging in while single sign-on is down):
    tests/standins/oidc/stop.sh --dir $(rel "${STACK_OIDC_DIR}")   # stops the pid in $(rel "${STACK_OIDC_DIR}")/oidc.pid
@@ -379,17 +498,10 @@ $(login_rows)
    bring single sign-on back (it gets a new signing key, as after a key rotation):
    $(stack_oidc_start_command "${DEMO_DIR}")
 
- API tokens
-   admin            $(rel "${STACK_TOKEN_FILE}")
-   reviewer         $(rel "${REVIEWER_TOKEN_FILE}")
-
- Try it:
-   export HUBCTL_URL=${STACK_HUB_URL} HUBCTL_TOKEN_FILE=$(rel "${STACK_TOKEN_FILE}")
-   ${hubctl_rel} events tail                       # in a second terminal
-   ${hubctl_rel} decisions list --status escalated
+ Two-person approval in the state hub:
    ${hubctl_rel} decisions resolve ${ESCALATED_DECISION} --choice "One registration per service" --rationale "ok"
-       # refused: admin proposed it; approve as the reviewer (or as alice in the web UI):
-   HUBCTL_TOKEN_FILE=$(rel "${REVIEWER_TOKEN_FILE}") ${hubctl_rel} decisions resolve ${ESCALATED_DECISION} \\
+       # refused: admin proposed it; approve as alice (or as alice in the web UI):
+   HUBCTL_TOKEN_FILE=${alice} ${hubctl_rel} decisions resolve ${ESCALATED_DECISION} \\
        --choice "One registration per service" --rationale "Separate failure domains"
    ${hubctl_rel} audit verify
 --------------------------------------------------------------------------------
@@ -403,34 +515,95 @@ pid_in() {
     cat "$1" 2>/dev/null || true
 }
 
-# Runs until Ctrl-C / SIGTERM (the traps stop everything), or until the state hub or the
-# directory dies. The OIDC stand-in may come and go: stopping it is how break-glass is tried.
+# alive FILE: true while the pid in FILE runs.
+alive() {
+    local pid
+    pid="$(pid_in "$1")"
+    [[ -n "${pid}" ]] && hp_pid_running "${pid}"
+}
+
+# widget_states HUB: "name=state ..." of the hub's widgets, or "unknown".
+widget_states() {
+    stack_widgets "$1" 2>/dev/null \
+        | jq -r '[.items[] | "\(.name): \(.freshness.text)"] | join("; ")' 2>/dev/null \
+        || printf 'unknown'
+}
+
+# widget_summary HUB: the states only (what changes when the cluster comes and goes).
+widget_summary() {
+    stack_widgets "$1" 2>/dev/null | jq -r '[.items[].freshness.state] | join(",")' 2>/dev/null \
+        || printf 'unknown'
+}
+
+# capability_health: "name=health ..." of the state hub's registrations.
+capability_health() {
+    "${HUBCTL_BIN}" --url "${STACK_HUB_URL}" --token-file "${STACK_TOKEN_FILE}" --output json \
+        --timeout 5 capabilities list 2>/dev/null </dev/null \
+        | jq -r '[(if type == "array" then . else .items end)[] | "\(.name)=\(.health)"] | join(" ")' 2>/dev/null \
+        || printf 'unknown'
+}
+
+# Runs until Ctrl-C / SIGTERM (the traps stop everything), or until a hub or the directory
+# dies. The OIDC and the cluster stand-in may come and go: stopping them is the point.
 wait_forever() {
     printf '\nRunning. Press Ctrl-C to stop.\n'
-    local pid oidc_up=1 now_up
+    local oidc_up=1 cluster_up=1 now_up hub tick=0 caps="" now_caps
+    local -A widgets=()
+    for hub in "${DOMAIN_HUBS[@]}"; do
+        widgets[${hub}]="$(widget_summary "${hub}")"
+    done
+    caps="$(capability_health)"
     while true; do
-        pid="$(pid_in "${DEMO_DIR}/state-hub.pid")"
-        if [[ -z "${pid}" ]] || ! kill -0 "${pid}" 2>/dev/null; then
+        if ! alive "${DEMO_DIR}/state-hub.pid"; then
             tail -n 40 "${STACK_HUB_LOG}" >&2 || true
             hp_die "the state hub exited unexpectedly (log: $(rel "${STACK_HUB_LOG}"))"
         fi
-        pid="$(pid_in "${STACK_LDAP_DIR}/slapd.pid")"
-        if [[ -z "${pid}" ]] || ! kill -0 "${pid}" 2>/dev/null; then
+        for hub in "${DOMAIN_HUBS[@]}"; do
+            if ! alive "${DEMO_DIR}/${hub}.pid"; then
+                tail -n 40 "${DEMO_DIR}/${hub}.log" >&2 || true
+                hp_die "${hub} exited unexpectedly (log: $(rel "${DEMO_DIR}/${hub}.log"))"
+            fi
+        done
+        if ! alive "${STACK_LDAP_DIR}/slapd.pid"; then
             hp_die "the LDAP stand-in exited unexpectedly (log: $(rel "${STACK_LDAP_DIR}")/slapd.log)"
         fi
-        pid="$(pid_in "${STACK_OIDC_DIR}/oidc.pid")"
         now_up=0
-        if [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null; then
-            now_up=1
-        fi
+        alive "${STACK_OIDC_DIR}/oidc.pid" && now_up=1
         if [[ "${now_up}" -ne "${oidc_up}" ]]; then
             if [[ "${now_up}" -eq 1 ]]; then
-                hp_info "the OIDC stand-in is back: single sign-on works again"
+                hp_info "$(date +%T) the OIDC stand-in is back: single sign-on works again"
             else
-                hp_info "the OIDC stand-in is down: break-glass login is possible now"
+                hp_info "$(date +%T) the OIDC stand-in is down: break-glass login is possible now"
             fi
             oidc_up="${now_up}"
         fi
+        now_up=0
+        alive "${STACK_CLUSTER_DIR}/cluster.pid" && now_up=1
+        if [[ "${now_up}" -ne "${cluster_up}" ]]; then
+            if [[ "${now_up}" -eq 1 ]]; then
+                hp_info "$(date +%T) the cluster stand-in is back: the widgets turn fresh at their next poll"
+            else
+                hp_info "$(date +%T) the cluster stand-in is down: watch the widgets turn 'unreachable since …'"
+                hp_info "  start it again with: $(stack_cluster_start_command "${DEMO_DIR}")"
+            fi
+            cluster_up="${now_up}"
+        fi
+        # What the hubs show, every 3 s: report changes.
+        if ((tick % 3 == 0)); then
+            for hub in "${DOMAIN_HUBS[@]}"; do
+                now_caps="$(widget_summary "${hub}")"
+                if [[ "${now_caps}" != "${widgets[${hub}]}" ]]; then
+                    widgets[${hub}]="${now_caps}"
+                    hp_info "$(date +%T) ${hub} widgets: $(widget_states "${hub}")"
+                fi
+            done
+            now_caps="$(capability_health)"
+            if [[ "${now_caps}" != "${caps}" ]]; then
+                caps="${now_caps}"
+                hp_info "$(date +%T) state hub capabilities: ${caps}"
+            fi
+        fi
+        tick=$((tick + 1))
         sleep 1 &
         wait $! || true
     done

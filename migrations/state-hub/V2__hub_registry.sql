@@ -62,9 +62,9 @@ CREATE TABLE registered_types (
     registered_at timestamptz NOT NULL,
     PRIMARY KEY (registry, hub, name)
 );
--- Event types and policy scopes are global (one journal, one scope namespace): only one hub may
--- own each. Widgets and annotation categories are the hub's own, so two hubs may both have a
--- `deployments` widget.
+-- Registrations are per hub: every domain hub emits `capability.unreachable`, and two hubs may
+-- both have a `deployments` widget. Policy scopes are one namespace (`<hub>:<action>`, and the
+-- manifest validator already ties the prefix to the hub); the index is the database's backstop.
 CREATE UNIQUE INDEX registered_types_global ON registered_types (registry, name)
-    WHERE registry IN ('event', 'policy_scope');
+    WHERE registry = 'policy_scope';
 CREATE INDEX registered_types_by_manifest ON registered_types (manifest_id);

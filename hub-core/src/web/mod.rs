@@ -83,10 +83,14 @@ impl Pages {
                 &p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
             );
             ctx.insert("is_admin", &p.roles.contains(&crate::auth::Role::Admin));
-            if let Some(s) = &p.session {
-                ctx.insert("csrf_token", s.csrf_token());
-                ctx.insert("login_method", s.method.as_str());
-            }
+            // A page opened with a bearer token has no session: forms get an empty token (a
+            // cookie-less POST needs none) and the header no login badge.
+            let (csrf, method) = match &p.session {
+                Some(s) => (s.csrf_token(), s.method.as_str()),
+                None => ("", ""),
+            };
+            ctx.insert("csrf_token", csrf);
+            ctx.insert("login_method", method);
         }
         ctx
     }

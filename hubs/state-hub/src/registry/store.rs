@@ -457,8 +457,8 @@ fn split(declared: &[Declared]) -> (Vec<&'static str>, Vec<&str>, Vec<&str>) {
     )
 }
 
-/// The declared global names (event types, policy scopes) another hub than `hub` already holds;
-/// widgets and annotation categories are per hub and never conflict.
+/// The declared policy scopes another hub than `hub` already holds (scopes are one namespace;
+/// event types, widgets and annotation categories are registered per hub and never conflict).
 pub async fn taken_by_others(
     client: &impl GenericClient,
     hub: &str,
@@ -472,7 +472,7 @@ pub async fn taken_by_others(
         .query(
             "SELECT t.registry, t.name, t.hub FROM registered_types t \
              JOIN unnest($1::text[], $2::text[]) AS d(registry, name) ON d.registry = t.registry AND d.name = t.name \
-             WHERE t.hub <> $3 AND t.registry IN ('event', 'policy_scope') \
+             WHERE t.hub <> $3 AND t.registry = 'policy_scope' \
              ORDER BY t.registry, t.name",
             &[&registries, &names, &hub],
         )

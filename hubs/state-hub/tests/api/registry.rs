@@ -648,63 +648,51 @@ async fn activation_registers_the_types_and_retires_the_previous_manifest() {
 }
 
 #[tokio::test]
-async fn a_name_another_hub_holds_refuses_activation_and_changes_nothing() {
+async fn hubs_share_event_types_and_widget_names_but_each_registers_its_own() {
     let app = TestApp::spawn().await;
     let dev = registered_hub(&app, "dev-hub", "dev").await;
     let ops = registered_hub(&app, "ops-hub", "ops").await;
+    // Every domain hub emits the generic events (capability.unreachable, annotation.added…)
+    // and may call its widget `deployments`: both activations succeed, each hub registered.
     active_manifest(
         &app,
         &dev,
         "dev-hub",
-        manifest("dev-hub", "dev", "1.0.0", "deployment.frozen"),
+        manifest("dev-hub", "dev", "1.0.0", "capability.unreachable"),
     )
     .await;
-    let ops_v1 = active_manifest(
+    active_manifest(
         &app,
         &ops,
         "ops-hub",
-        manifest("ops-hub", "ops", "1.0.0", "deployment.thawed"),
+        manifest("ops-hub", "ops", "1.0.0", "capability.unreachable"),
     )
     .await;
     let registered = types(&app).await;
-    // Widgets and annotation categories are each hub's own: both hubs hold `deployments`.
-    let widget_owners: Vec<&str> = registered
-        .iter()
-        .filter(|t| t.0 == "widget" && t.1 == "deployments")
-        .map(|t| t.2.as_str())
-        .collect();
-    assert_eq!(widget_owners.len(), 2, "{registered:?}");
-
-    let rec: Value = submit(
-        &app,
-        &ops,
-        "ops-hub",
-        manifest("ops-hub", "ops", "2.0.0", "deployment.frozen"),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let v2 = rec["id"].as_str().unwrap();
-    let before = app.event_count().await;
-    let p = problem(
-        app.post(&format!("/api/v1/manifests/{v2}/activate"), json!({}))
-            .await,
-        409,
-    )
-    .await;
-    let detail = p["detail"].as_str().unwrap();
+    for (registry, name) in [
+        ("event", "capability.unreachable"),
+        ("widget", "deployments"),
+    ] {
+        let mut owners: Vec<&str> = registered
+            .iter()
+            .filter(|t| t.0 == registry && t.1 == name)
+            .map(|t| t.2.as_str())
+            .collect();
+        owners.sort_unstable();
+        assert_eq!(owners, vec!["dev-hub", "ops-hub"], "{registry} {name}");
+    }
+    // Policy scopes stay one namespace: a scope must carry its own hub's name.
+    let mut foreign = manifest("ops-hub", "ops", "1.1.0", "capability.unreachable");
+    foreign["policy_scopes"][0]["name"] = json!("dev-hub:freeze.request");
+    foreign["actions"][0]["scope"] = json!("dev-hub:freeze.request");
+    let p = problem(submit(&app, &ops, "ops-hub", foreign).await, 422).await;
     assert!(
-        detail.contains("event `deployment.frozen` (held by dev-hub)"),
-        "{detail}"
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("policy_scopes[0].name"),
+        "{p}"
     );
-
-    assert_eq!(app.event_count().await, before);
-    assert_eq!(types(&app).await, registered);
-    let draft: Value = app.get_json(&format!("/api/v1/manifests/{v2}")).await;
-    assert_eq!(draft["status"], "draft");
-    let still: Value = app.get_json("/api/v1/hubs/ops-hub/manifest/active").await;
-    assert_eq!(still["id"], ops_v1.as_str());
 }
 
 #[tokio::test]

@@ -206,3 +206,13 @@ async fn openapi_documents_every_api_route() {
         );
     }
 }
+
+#[tokio::test]
+async fn pages_render_for_a_bearer_token_without_a_session() {
+    let app = TestApp::spawn().await;
+    for path in ["/", "/decisions", "/registry", "/capabilities", "/journal"] {
+        let res = app.get(path).await;
+        assert_eq!(res.status(), 200, "GET {path} with a bearer token");
+        assert!(!res.text().await.unwrap().contains("break-glass"));
+    }
+}
