@@ -239,6 +239,49 @@ def cmd_load(a):
         sys.exit(2)
 
 
+def metrics(host, port):
+    """The hub's /metrics as {name: value} (unlabelled series only), or None."""
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=2)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode(errors="replace")
+        conn.close()
+    except (OSError, http.client.HTTPException):
+        return None
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, _, value = line.partition(" ")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass
+    return out
+
+
+def cmd_fanout_wait(a):
+    """Polls /metrics every 10 ms until fanout_cursor_seq reaches --target; prints the seconds
+    since --since (a Unix time) and the publish rate over that span."""
+    host, port = host_port(a.listen)
+    deadline = time.time() + a.timeout
+    last = None
+    while time.time() < deadline:
+        m = metrics(host, port)
+        if m is not None:
+            last = m.get("fanout_cursor_seq")
+            if last is not None and last >= a.target:
+                secs = time.time() - a.since
+                print(json.dumps({
+                    "seconds": round(secs, 3),
+                    "events_per_s": round(a.events / secs, 1) if secs > 0 else 0,
+                    "published_total": m.get("fanout_published_total"),
+                    "failures_total": m.get("fanout_failures_total"),
+                }))
+                return
+        time.sleep(0.01)
+    die(f"fan-out cursor {last} did not reach {a.target} within {a.timeout}s")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd_name", required=True)
@@ -278,6 +321,14 @@ def main():
     s.add_argument("--timeout", type=float, default=60)
     s.add_argument("--progress", action="store_true")
     s.set_defaults(fn=cmd_load)
+
+    s = sub.add_parser("fanout-wait")
+    s.add_argument("--listen", required=True)
+    s.add_argument("--target", type=int, required=True, help="journal seq the cursor must reach")
+    s.add_argument("--events", type=int, required=True, help="events the span covers, for the rate")
+    s.add_argument("--since", type=float, required=True, help="Unix time the span starts at")
+    s.add_argument("--timeout", type=float, default=300)
+    s.set_defaults(fn=cmd_fanout_wait)
 
     a = p.parse_args()
     a.fn(a)

@@ -10,12 +10,13 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 
 usage() {
   cat <<'EOF'
-Usage: bench/run.sh [--duration SECONDS] [--quick] [--raw-only] [--no-build]
+Usage: bench/run.sh [--duration SECONDS] [--quick] [--raw-only] [--no-build] [--no-fanout]
 
   --duration S   length of every pgbench/wrk run (default 15; 5 with --quick)
   --quick        smoke run: 5 s runs, 200k events instead of 1M, 3 cold starts
   --raw-only     only the raw PostgreSQL baselines (no build, no state hub)
   --no-build     do not run cargo; use the existing target/release/state-hub
+  --no-fanout    skip the journal fan-out to NATS JetStream (needs Debian's nats-server)
 
 Environment:
   HUB_BENCH_DATABASE_URL  PostgreSQL server to use, superuser, loopback only
@@ -28,6 +29,7 @@ DURATION=""
 QUICK=0
 RAW_ONLY=0
 BUILD=1
+FANOUT=1
 while (($#)); do
   case $1 in
     --duration) DURATION=${2:-}; shift 2 || { usage >&2; exit 2; } ;;
@@ -35,15 +37,19 @@ while (($#)); do
     --quick) QUICK=1; shift ;;
     --raw-only) RAW_ONLY=1; shift ;;
     --no-build) BUILD=0; shift ;;
+    --no-fanout) FANOUT=0; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown option: $1" >&2; usage >&2; exit 2 ;;
   esac
 done
 if ((QUICK)); then
-  DURATION=${DURATION:-5}; EVENTS=200000; COLD_RUNS=3
+  DURATION=${DURATION:-5}; EVENTS=200000; COLD_RUNS=3; FANOUT_LIVE=50000
 else
-  DURATION=${DURATION:-15}; EVENTS=1000000; COLD_RUNS=5
+  DURATION=${DURATION:-15}; EVENTS=1000000; COLD_RUNS=5; FANOUT_LIVE=200000
 fi
+# events queued while NATS is away, then published by a freshly started hub
+FANOUT_QUEUED=100000
+((RAW_ONLY)) && FANOUT=0
 if ! [[ $DURATION =~ ^[0-9]+$ ]] || ((DURATION < 1 || DURATION > 600)); then
   echo "run.sh: --duration must be a whole number of seconds, 1..600" >&2
   exit 2
@@ -60,6 +66,8 @@ HUB_URL=http://$LISTEN
 BIN=${BENCH_STATE_HUB_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/state-hub}
 RAW_DB=hubplane_bench_raw
 API_DB=hubplane_bench_api
+FANOUT_DB=hubplane_bench_fanout
+NATS_PORT=18422
 COPY_ROWS=100000
 BATCH_SIZE=1000
 BATCH_CONNS=4
@@ -73,8 +81,9 @@ say() { printf '  %s\n' "$*"; }
 # ------------------------------------------------------------------ tools
 ensure_tools() {
   local spec missing=()
-  for spec in pgbench:postgresql-client psql:postgresql-client wrk:wrk jq:jq \
-    python3:python3 curl:curl; do
+  local specs=(pgbench:postgresql-client psql:postgresql-client wrk:wrk jq:jq python3:python3 curl:curl)
+  ((FANOUT)) && specs+=(nats-server:nats-server)
+  for spec in "${specs[@]}"; do
     command -v "${spec%%:*}" >/dev/null 2>&1 || missing+=("${spec#*:}")
   done
   ((${#missing[@]})) || return 0
@@ -95,6 +104,7 @@ flock -n 9 || die "another bench/run.sh is running"
 # ------------------------------------------------------------------ state + cleanup
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hubplane-bench.XXXXXX")
 HUB_PID=""
+NATS_PID=""
 CREATED_DBS=()
 
 proc_alive() {
@@ -119,11 +129,27 @@ stop_hub() {
   wait "$pid" 2>/dev/null || true
 }
 
+stop_nats() {
+  local pid=$NATS_PID i
+  [[ -n $pid ]] || return 0
+  NATS_PID=""
+  if proc_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+      proc_alive "$pid" || break
+      sleep 0.1
+    done
+    if proc_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
 cleanup() {
   local rc=$? pid db
   trap - EXIT INT TERM
   set +e
   stop_hub
+  stop_nats
   if [[ -s $WORK/coldstart.pid ]]; then
     pid=$(<"$WORK/coldstart.pid")
     if [[ $pid =~ ^[0-9]+$ ]] && proc_alive "$pid"; then kill -TERM "$pid" 2>/dev/null; fi
@@ -142,6 +168,8 @@ trap 'exit 143' TERM
 # ------------------------------------------------------------------ helpers
 RAW_URL=$(python3 "$BENCH_DIR/helper.py" dburl "$BASE_URL" "$RAW_DB") || exit 1
 API_URL=$(python3 "$BENCH_DIR/helper.py" dburl "$BASE_URL" "$API_DB") || exit 1
+FANOUT_URL=$(python3 "$BENCH_DIR/helper.py" dburl "$BASE_URL" "$FANOUT_DB") || exit 1
+HUB_FANOUT_DB_URL=$(python3 "$BENCH_DIR/helper.py" dburl --no-password "$BASE_URL" "$FANOUT_DB") || exit 1
 # the hub refuses a password inside database.url: it gets the URL without one, plus a file
 HUB_DB_URL=$(python3 "$BENCH_DIR/helper.py" dburl --no-password "$BASE_URL" "$API_DB") || exit 1
 
@@ -347,6 +375,10 @@ health_pool_size = 2
 [auth]
 bootstrap_admin_token_file = "$TOKEN_FILE"
 
+[limits]
+# The per-token limit (2000 requests/s by default) would measure the limiter, not the hub.
+api_per_token_per_second = 0
+
 [log]
 format = "json"
 filter = "warn"
@@ -466,6 +498,91 @@ EOF
   echo
 fi
 
+# ================================================================== journal fan-out to NATS
+# A fresh database and hub (the API run's million events would otherwise all be published),
+# and a private nats-server with JetStream on loopback, its store under $WORK.
+if ((FANOUT)); then
+  if (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null; then
+    die "something already listens on 127.0.0.1:$NATS_PORT; stop it first (or use --no-fanout)"
+  fi
+  NATS_BIN=$(command -v nats-server || echo /usr/sbin/nats-server)
+  [[ -x $NATS_BIN ]] || die "nats-server is missing (Debian package nats-server), or run with --no-fanout"
+  start_nats() {
+    "$NATS_BIN" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/nats" </dev/null >>"$WORK/nats.log" 2>&1 &
+    NATS_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && return 0
+      proc_alive "$NATS_PID" || break
+      sleep 0.05
+    done
+    tail -n 20 "$WORK/nats.log" >&2
+    die "nats-server did not start on 127.0.0.1:$NATS_PORT"
+  }
+  fanout_config() { # $1: true|false (publish or not)
+    awk -v old="url = \"$HUB_DB_URL\"" -v new="url = \"$HUB_FANOUT_DB_URL\"" \
+      '$0 == old { print new; next } { print }' "$CONFIG"
+    printf '\n[nats]\nenabled = %s\nurl = "nats://127.0.0.1:%s"\nstream = "BENCH"\nsubject_prefix = "bench.statehub"\n' \
+      "$1" "$NATS_PORT"
+  }
+  fanout_head() { psql -X -At "$FANOUT_URL" -c 'SELECT COALESCE(max(seq), 0) FROM events'; }
+
+  echo "Journal fan-out to NATS JetStream (nats-server $("$NATS_BIN" --version 2>/dev/null | awk '{print $NF}'), 127.0.0.1:$NATS_PORT, file storage)"
+  log "fanout: creating $FANOUT_DB and starting nats-server"
+  fresh_db "$FANOUT_DB"
+  start_nats
+  fanout_config true >"$WORK/fanout-on.toml"
+  fanout_config false >"$WORK/fanout-off.toml"
+  HUB_CMD=("$BIN" --config "$WORK/fanout-on.toml" serve)
+  start_hub 180
+
+  # 1. Live: batches go in at full speed while the publisher follows; the rate is journal ->
+  #    acknowledged by JetStream, from the first write until the cursor reaches the head.
+  log "fanout: $FANOUT_LIVE events through the batch endpoint, publisher live"
+  checkpoint
+  since=$(date +%s.%N)
+  load=$(python3 "$BENCH_DIR/helper.py" load --listen "$LISTEN" --token-file "$TOKEN_FILE" \
+    --batches $((FANOUT_LIVE / BATCH_SIZE)) --batch-size "$BATCH_SIZE" --concurrency "$BATCH_CONNS") ||
+    { echo "$load" >&2; die "fan-out load failed"; }
+  R[fan_ingest.eps]=$(jq -r '.events_per_s | round' <<<"$load")
+  R[fan_ingest.ratio]=$(ratio "${R[fan_ingest.eps]}" "${R[api_load.eps]}")
+  head=$(fanout_head)
+  live=$(python3 "$BENCH_DIR/helper.py" fanout-wait --listen "$LISTEN" --target "$head" \
+    --events "$FANOUT_LIVE" --since "$since" --timeout 600) || die "the fan-out did not catch up"
+  R[fan_live.s]=$(jq -r .seconds <<<"$live")
+  R[fan_live.eps]=$(jq -r '.events_per_s | round' <<<"$live")
+  R[fan_live.ratio]=$(ratio "${R[fan_live.eps]}" "${R[fan_ingest.eps]}")
+  say "ingest with the publisher live: ${R[fan_ingest.eps]} events/s — ${R[fan_ingest.ratio]}x the bulk load without it"
+  say "published and acknowledged: $FANOUT_LIVE events in ${R[fan_live.s]} s = ${R[fan_live.eps]} events/s — ${R[fan_live.ratio]}x ingest"
+  stop_hub
+
+  # 2. Catch-up: events queued with the fan-out off, then a hub with it on starts; timed from
+  #    its exec until the cursor reaches the head.
+  log "fanout: queueing $FANOUT_QUEUED events with the fan-out off"
+  HUB_CMD=("$BIN" --config "$WORK/fanout-off.toml" serve)
+  start_hub 60
+  load=$(python3 "$BENCH_DIR/helper.py" load --listen "$LISTEN" --token-file "$TOKEN_FILE" \
+    --batches $((FANOUT_QUEUED / BATCH_SIZE)) --batch-size "$BATCH_SIZE" --concurrency "$BATCH_CONNS") ||
+    { echo "$load" >&2; die "fan-out queue load failed"; }
+  stop_hub
+  head=$(fanout_head)
+  checkpoint
+  log "fanout: starting the hub with the fan-out on; $FANOUT_QUEUED events to publish"
+  HUB_CMD=("$BIN" --config "$WORK/fanout-on.toml" serve)
+  since=$(date +%s.%N)
+  start_hub 60
+  catch=$(python3 "$BENCH_DIR/helper.py" fanout-wait --listen "$LISTEN" --target "$head" \
+    --events "$FANOUT_QUEUED" --since "$since" --timeout 600) || die "the fan-out did not catch up"
+  R[fan_catch.s]=$(jq -r .seconds <<<"$catch")
+  R[fan_catch.eps]=$(jq -r '.events_per_s | round' <<<"$catch")
+  say "catch-up of $FANOUT_QUEUED queued events: ${R[fan_catch.s]} s from exec (${R[fan_catch.eps]} events/s)"
+  R[fan_failures]=$(jq -r '.failures_total // 0' <<<"$catch")
+  stop_hub
+  stop_nats
+  psql_admin -c "DROP DATABASE IF EXISTS $FANOUT_DB WITH (FORCE)" >/dev/null
+  echo
+fi
+
 # ================================================================== report
 row() { printf '%-42s %-24s %-22s %-7s %-14s %s\n' "$@"; }
 
@@ -499,6 +616,16 @@ row() { printf '%-42s %-24s %-22s %-7s %-14s %s\n' "$@"; }
       "$(verdict "${R[rss_load.kb]}" '<' "$RSS_TARGET_KB")"
     row "ready after exec, median of $COLD_RUNS" "${R[ready.median]} ms" "min ${R[ready.min]} ms" - "< 100 ms" \
       "$(verdict "${R[ready.median]}" '<' 100)"
+  fi
+  if ((FANOUT)); then
+    row "fan-out: ingest, publisher live" "${R[fan_ingest.eps]} events/s" "${R[api_load.eps]} events/s load" \
+      "${R[fan_ingest.ratio]}x" ">= 0.8x" "$(verdict "${R[fan_ingest.ratio]}" '>=' 0.8)"
+    row "fan-out: published, live ($FANOUT_LIVE ev)" "${R[fan_live.eps]} events/s" "${R[fan_ingest.eps]} events/s ingest" \
+      "${R[fan_live.ratio]}x" ">= 0.8x" "$(verdict "${R[fan_live.ratio]}" '>=' 0.8)"
+    row "fan-out: catch-up of $FANOUT_QUEUED queued" "${R[fan_catch.s]} s" "${R[fan_catch.eps]} events/s" - "< 10 s" \
+      "$(verdict "${R[fan_catch.s]}" '<' 10)"
+  elif ((!RAW_ONLY)); then
+    row "journal fan-out to NATS" "not run (--no-fanout)" - - - -
   fi
   if ((${#NOTES[@]})); then
     echo

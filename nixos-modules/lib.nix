@@ -103,6 +103,8 @@ let
       oidcClientSecretFile = "oidc-client-secret";
       ldapBindPasswordFile = "ldap-bind-password";
       ageIdentityFile = "age-identity";
+      natsCredsFile = "nats-creds";
+      natsPasswordFile = "nats-password";
     };
     domain-hub = {
       stateHubTokenFile = "state-hub-token";
@@ -122,6 +124,9 @@ let
     [ "identity" "ldap" "bind_password_file" ]
     [ "state_hub" "token_file" ]
     [ "secrets" "age_identity_files" ]
+    [ "nats" "creds_file" ]
+    [ "nats" "nkey_seed_file" ]
+    [ "nats" "password_file" ]
   ];
 
   # What the modules require of a hub's settings, as messages (one assertion each).
@@ -150,6 +155,8 @@ let
       secretGiven = optionName: keyPath: secrets.${optionName} or null != null || attrAt keyPath null settings != null;
       stateHubUrl = attrAt [ "state_hub" "url" ] null settings;
       domainHub = hub == "domain-hub";
+      nats = attrAt [ "nats" ] { } settings;
+      natsOn = nats.enabled or false;
     in
     filter (message: message != null) [
       (
@@ -202,6 +209,18 @@ let
       (
         if breakGlass != null && oidc == null then
           "${option}: settings.identity.break_glass.group is set, but break-glass is the fallback for OIDC and settings.identity.oidc is not configured."
+        else
+          null
+      )
+      (
+        if natsOn && nats.url or null == null && nats.urls or [ ] == [ ] then
+          "${option}: settings.nats.enabled is set but settings.nats.url is not; give the NATS server's URL (nats://127.0.0.1:4222 for the profile's local server)."
+        else
+          null
+      )
+      (
+        if natsOn && nats ? user && !secretGiven "natsPasswordFile" [ "nats" "password_file" ] then
+          "${option}: settings.nats.user is set but its password is missing; set ${option}.natsPasswordFile (passed as the credential nats-password)."
         else
           null
       )
@@ -280,6 +299,13 @@ let
       secrets.age_identity_files = map (name: "${credentialsDir}/${name}") ([ credentials.state-hub.ageIdentityFile ] ++ retired);
     };
 
+  # The state hub's journal fan-out to the profile's NATS server (loopback, JetStream, no
+  # accounts: only local processes reach it).
+  natsSettings = url: {
+    enabled = true;
+    inherit url;
+  };
+
   # The peer-authenticated local socket URL of a database the module creates.
   localDatabaseUrl = { database, user }: "postgres:///${database}?host=/run/postgresql&user=${user}";
 
@@ -331,6 +357,7 @@ let
     , domainHubs
     , caFile ? null
     , breakGlass ? true
+    , natsUrl ? null
     }:
     let
       forHub =
@@ -349,9 +376,12 @@ let
       loopback = port: "127.0.0.1:${toString port}";
     in
     {
-      state-hub = recursiveMerge (forHub "state-hub" "state.${domain}") {
-        server.listen = loopback stateHubPort;
-      };
+      state-hub = recursiveMerge (forHub "state-hub" "state.${domain}") (
+        {
+          server.listen = loopback stateHubPort;
+        }
+        // (if natsUrl == null then { } else { nats = natsSettings natsUrl; })
+      );
       domain-hubs = mapAttrs
         (
           name: hub:
@@ -419,6 +449,7 @@ in
     managementPlaneHubSettings
     managementPlaneSecrets
     managementPlaneSettings
+    natsSettings
     parseListen
     recursiveMerge
     settingsProblems

@@ -31,11 +31,13 @@ let
   # services.<hub>.settings without mkForce. Unset (null) keys are left out.
   defaults = settings: lib.mapAttrsRecursive (_: lib.mkDefault) (hubLib.withoutNulls settings);
 
+  natsUrl = "nats://127.0.0.1:${toString cfg.nats.port}";
   hubSettings = hubLib.managementPlaneSettings {
     inherit (cfg) domain domainHubs breakGlass;
     ldapBaseDn = baseDn;
     stateHubPort = cfg.stateHub.port;
     caFile = cfg.tls.caFile;
+    natsUrl = if cfg.nats.enable then natsUrl else null;
   };
 
   # Authelia's OIDC clients, one per hub, in a config file of their own: the client secret is
@@ -193,6 +195,19 @@ in
         Let members of the LLDAP group `hub_breakglass` log in to the hubs with their directory
         password while Authelia is down (journaled, and reviewed through an escalated decision).
       '';
+    };
+
+    nats = {
+      enable = lib.mkEnableOption ''
+        a local NATS server with JetStream (`services.nats`, loopback only) and the state hub's
+        journal fan-out to it: every journal event on `org.statehub.<noun>.<verb>` in the stream
+        `STATEHUB`, for consumers on this host (or behind an SSH tunnel)
+      '';
+      port = lib.mkOption {
+        type = lib.types.port;
+        default = 4222;
+        description = "Loopback port of the NATS server.";
+      };
     };
 
     stateHub.port = lib.mkOption {
@@ -485,8 +500,26 @@ in
         ];
       }))
       (lib.mapAttrs (_: names: { restartTriggers = map (name: config.age.secrets.${name}.file) names; }) unitSecrets)
+      # The fan-out waits for NATS by itself; starting after it only spares a retry.
+      (lib.mkIf cfg.nats.enable {
+        state-hub = {
+          wants = [ "nats.service" ];
+          after = [ "nats.service" ];
+        };
+      })
     ];
 
     environment.systemPackages = lib.optional (cfg.hubctlPackage != null) cfg.hubctlPackage;
+
+    # NATS with JetStream on loopback, fed by the state hub's journal fan-out. The stream is
+    # derived data: the journal in PostgreSQL (backed up above) is the record, and a lost store
+    # is refilled from the fan-out cursor (docs/state-hub.md).
+    services.nats = lib.mkIf cfg.nats.enable {
+      enable = true;
+      jetstream = true;
+      serverName = "mgmt";
+      inherit (cfg.nats) port;
+      settings.host = "127.0.0.1";
+    };
   };
 }

@@ -37,6 +37,25 @@ in
     settings = common.settingsOption {
       hub = "state-hub";
       optionPrefix = option;
+      extraOptions.nats = {
+        enabled = lib.mkOption {
+          type = lib.types.nullOr lib.types.bool;
+          default = null;
+          description = ''
+            Publish every journal event to NATS JetStream (`<subject_prefix>.<noun>.<verb>`,
+            exactly once in the stream; docs/state-hub.md, "Journal fan-out to NATS"). The other
+            `[nats]` keys (`stream`, `subject_prefix`, `user`, `require_tls`, …) go beside it.
+            Credentials never go here: {option}`${option}.natsCredsFile` (a `.creds` file) or
+            `nats.user` with {option}`${option}.natsPasswordFile`, both passed with LoadCredential.
+          '';
+        };
+        url = lib.mkOption {
+          type = lib.types.nullOr lib.types.str;
+          default = null;
+          example = "nats://127.0.0.1:4222";
+          description = "The NATS server (`nats://` on loopback, `tls://` elsewhere).";
+        };
+      };
     };
 
     database = common.databaseOptions option cfg.user;

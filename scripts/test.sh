@@ -7,6 +7,8 @@
 #      identity stand-ins (slapd, the OIDC stand-in's npm packages: lib/standins.sh)
 #   2. a PostgreSQL superuser URL in HUB_TEST_DATABASE_URL (scripts/lib/postgres.sh:
 #      the given one, the local server on 127.0.0.1:5432, or a throwaway cluster)
+#      and a NATS server with JetStream in HUB_TEST_NATS_URL (scripts/lib/nats.sh: the given
+#      one, the local one on 127.0.0.1:4222, or Debian's nats-server started for the run)
 #   3. cargo fmt --check, clippy -D warnings, build
 #   4. cargo nextest (cargo test when nextest cannot be had), plus doc tests
 #   5. every executable tests/suites/*.sh, each with HUB_TEST_DATABASE_URL and
@@ -26,6 +28,8 @@ source "${SCRIPT_DIR}/lib/deps.sh"
 source "${SCRIPT_DIR}/lib/postgres.sh"
 # shellcheck source=lib/standins.sh
 source "${SCRIPT_DIR}/lib/standins.sh"
+# shellcheck source=lib/nats.sh
+source "${SCRIPT_DIR}/lib/nats.sh"
 
 cd "${HUBPLANE_REPO}"
 
@@ -37,6 +41,7 @@ failed_steps=()
 
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
+    stop_nats
     stop_postgres
 }
 trap cleanup EXIT
@@ -61,7 +66,7 @@ run_step() {
 command -v cargo >/dev/null 2>&1 || hp_die "cargo not found on PATH"
 
 hp_step "packages"
-ensure_debian_packages postgresql-client jq curl ca-certificates age
+ensure_debian_packages postgresql-client jq curl ca-certificates age nats-server
 ensure_rust_components rustfmt clippy
 ensure_standins
 
@@ -69,6 +74,10 @@ hp_step "postgres"
 ensure_postgres
 export HUB_TEST_DATABASE_URL
 printf 'HUB_TEST_DATABASE_URL=%s\n' "${HUB_TEST_DATABASE_URL}"
+
+hp_step "nats"
+ensure_nats
+printf 'HUB_TEST_NATS_URL=%s\n' "${HUB_TEST_NATS_URL}"
 
 run_step "fmt" cargo fmt --all -- --check || true
 run_step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings || true

@@ -344,6 +344,27 @@ impl DatabaseConfig {
         }
     }
 
+    /// Settings for a bare connection URL (a command line's `--database-url`), every other key
+    /// at its default, checked as a config file's outside dev mode: a password inside the URL
+    /// is refused, since it would show in `ps`.
+    pub fn from_url(url: &str) -> Result<DatabaseConfig, Vec<String>> {
+        let cfg = DatabaseConfig {
+            url: url.to_owned(),
+            password_file: None,
+            pool_size: default_pool(),
+            health_pool_size: default_health_pool(),
+            connect_timeout_seconds: default_connect_timeout(),
+            statement_timeout_ms: default_statement_timeout(),
+        };
+        let mut problems = Problems::default();
+        cfg.validate(false, &mut problems);
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(problems.0)
+        }
+    }
+
     /// The password, read from its file, if one is configured or passed as a credential.
     pub fn password(&self) -> Result<Option<SecretString>, secret::SecretError> {
         match secret::locate(self.password_file.as_deref(), "database-password") {

@@ -98,6 +98,22 @@ pub async fn connect_dedicated(
     pg.connect(NoTls).await.map_err(DbError::Connect)
 }
 
+/// One dedicated connection for a command-line tool, driven by a background task until the
+/// client is dropped.
+pub async fn connect_tool(
+    cfg: &DatabaseConfig,
+    application: &str,
+) -> Result<tokio_postgres::Client, DbError> {
+    let pg = pg_config(cfg, application)?;
+    let (client, conn) = connect_dedicated(&pg).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "database connection closed with an error");
+        }
+    });
+    Ok(client)
+}
+
 /// One folder of migrations and the history table that records it. hub-core's own tables
 /// (identity, sessions) are one set; each hub adds its own.
 pub struct MigrationSet {
@@ -197,6 +213,72 @@ impl From<&MigrationSet> for ExpectedSchema {
             version: set.latest_version(),
         }
     }
+}
+
+/// One history table as a database has it, next to what the binary expects.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SchemaState {
+    /// History table.
+    pub table: &'static str,
+    /// Newest applied version; `None` when the table does not exist (never migrated).
+    pub applied: Option<i64>,
+    /// Newest version the binary carries.
+    pub expected: i64,
+}
+
+impl SchemaState {
+    /// The applied schema is the one the binary expects.
+    pub fn is_current(&self) -> bool {
+        self.applied == Some(self.expected)
+    }
+}
+
+impl std::fmt::Display for SchemaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.applied {
+            None => write!(
+                f,
+                "{}: missing (expected version {})",
+                self.table, self.expected
+            ),
+            Some(v) => write!(
+                f,
+                "{}: version {v} (expected {})",
+                self.table, self.expected
+            ),
+        }
+    }
+}
+
+/// Reads every expected history table's newest version, for offline checks such as the one
+/// after a restore (a missing table is reported, not an error).
+pub async fn schema_state(
+    client: &impl tokio_postgres::GenericClient,
+    expected: &[ExpectedSchema],
+) -> Result<Vec<SchemaState>, DbError> {
+    let mut out = Vec::with_capacity(expected.len());
+    for want in expected {
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&want.table])
+            .await?
+            .try_get(0)?;
+        let applied = if exists {
+            // The table name comes from the binary, never from input.
+            let sql = format!(
+                "SELECT COALESCE(MAX(version), 0)::bigint FROM {}",
+                want.table
+            );
+            Some(client.query_one(&sql, &[]).await?.try_get(0)?)
+        } else {
+            None
+        };
+        out.push(SchemaState {
+            table: want.table,
+            applied,
+            expected: want.version,
+        });
+    }
+    Ok(out)
 }
 
 /// What `/readyz` found.

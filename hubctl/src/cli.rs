@@ -283,7 +283,8 @@ pub enum EventsCommand {
         #[arg(value_name = "SEQ_OR_ID", value_parser = event_key)]
         key: EventKey,
     },
-    /// Follow new events live (Server-Sent Events), reconnecting after a dropped connection.
+    /// Follow new events live (Server-Sent Events, or NATS JetStream with --from-nats),
+    /// reconnecting after a dropped connection.
     Tail {
         /// Start after this sequence number (default: only new events).
         #[arg(long, value_name = "N")]
@@ -294,7 +295,28 @@ pub enum EventsCommand {
         /// Only events of this noun.
         #[arg(long)]
         noun: Option<String>,
+        #[command(flatten)]
+        nats: NatsTail,
     },
+}
+
+/// `events tail --from-nats`: follow the journal's JetStream fan-out instead of the hub.
+#[derive(Args, Debug)]
+pub struct NatsTail {
+    /// Read from NATS JetStream at this URL (nats:// or tls://) with an ephemeral ordered
+    /// consumer, instead of the hub's event stream; needs no hub token.
+    #[arg(long, value_name = "URL")]
+    pub from_nats: Option<String>,
+    /// With --from-nats: the subjects to follow.
+    #[arg(long, value_name = "SUBJECT", default_value = "org.statehub.>")]
+    pub subject: String,
+    /// With --from-nats: the stream (default: the one that captures --subject).
+    #[arg(long, value_name = "NAME", requires = "from_nats")]
+    pub stream: Option<String>,
+    /// With --from-nats: a NATS .creds file (user JWT and NKey seed). A tls:// server with a
+    /// private CA is trusted through the global --ca-file.
+    #[arg(long, value_name = "FILE", requires = "from_nats")]
+    pub creds: Option<PathBuf>,
 }
 
 /// `hubctl decisions …`.
@@ -376,6 +398,16 @@ pub enum DecisionsCommand {
         /// Task id.
         #[arg(long, value_name = "TASK_ID")]
         task: Uuid,
+    },
+    /// Propose the decisions of a seed file (docs/decisions/open-decisions.json) the hub does not
+    /// have yet: one titled `<id>: …` counts as had, so running it again proposes nothing twice.
+    Import {
+        /// The seed file (JSON).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Only show what would be proposed.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 

@@ -128,6 +128,13 @@ impl Hub {
 
     /// A hub whose config file ends with `extra`.
     fn start_with(extra: &str) -> Hub {
+        let db = format!("hubctl_test_{}", uuid::Uuid::new_v4().simple());
+        sql(&admin_database_url(), &format!("CREATE DATABASE {db}"));
+        Hub::start_on(db, extra)
+    }
+
+    /// A hub on the database `db`, which exists already (and is dropped with the hub).
+    fn start_on(db: String, extra: &str) -> Hub {
         let binary = state_hub_binary();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -147,8 +154,6 @@ impl Hub {
         let admin_token = dir.join("admin.token");
         std::fs::write(&admin_token, format!("{token}\n")).unwrap();
 
-        let db = format!("hubctl_test_{id}");
-        sql(&admin_database_url(), &format!("CREATE DATABASE {db}"));
         let mut hub = Hub {
             child: None,
             url: String::new(),
@@ -1074,3 +1079,7 @@ fn a_hub_manifest_is_validated_submitted_activated_and_retired() {
 
 #[path = "e2e/capabilities.rs"]
 mod capabilities;
+#[path = "e2e/migrate.rs"]
+mod migrate;
+#[path = "e2e/open_decisions.rs"]
+mod open_decisions;

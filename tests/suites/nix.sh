@@ -197,6 +197,8 @@ expect = {
     "open-firewall-on-loopback": ["openFirewall is set, but settings.server.listen (127.0.0.1:8080) is a loopback address"],
     "oidc-without-client-secret": ["oidcClientSecretFile"],
     "domain-hub-without-token": ["stateHubTokenFile is not set"],
+    "nats-without-url": ["settings.nats.enabled is set but settings.nats.url is not"],
+    "nats-user-without-password": ["natsPasswordFile"],
 }
 for case, needles in expect.items():
     got = p[case]

@@ -93,6 +93,9 @@ pub async fn run(ctx: &Ctx, cmd: DecisionsCommand) -> anyhow::Result<()> {
             c.send(with_if_match(req, if_match.if_match.as_deref()))
                 .await?
         }
+        DecisionsCommand::Import { file, dry_run } => {
+            return super::decision_seeds::import(ctx, &file, dry_run).await
+        }
         DecisionsCommand::Link { id, task } => {
             c.send(c.post(
                 &["decisions", &id.to_string(), "tasks"],

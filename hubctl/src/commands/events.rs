@@ -1,9 +1,9 @@
 //! `hubctl events`: append, list, show and follow the progress journal.
 
 use super::{page_json, pages, Ctx};
-use crate::cli::{EventLinks, EventsCommand};
+use crate::cli::{EventLinks, EventsCommand, NatsTail};
 use crate::client::{ClientError, IDEMPOTENCY_KEY, LAST_EVENT_ID};
-use crate::output::{self, list, note, opt, record, time};
+use crate::output::{self, list, note, opt, record, time, Output};
 use crate::sse;
 use anyhow::Context;
 use futures_util::StreamExt;
@@ -93,6 +93,9 @@ pub async fn run(ctx: &Ctx, cmd: EventsCommand) -> anyhow::Result<()> {
             from_seq,
             event_type,
             noun,
+            // `--from-nats` never gets here: it needs no hub token, so `commands::run` routes
+            // it to `tail_nats` first.
+            nats: _,
         } => tail(ctx, from_seq, event_type, noun).await,
     }
 }
@@ -305,6 +308,107 @@ async fn tail(
         tokio::time::sleep(wait).await;
         delay = (delay * 2).min(MAX_RETRY);
     }
+}
+
+/// Follows the journal's JetStream fan-out with an ephemeral ordered consumer: the client
+/// re-creates it after a lost connection and resumes after the last message it delivered, so
+/// the events come in order without gaps. `--from-seq` reads the stream from its start and skips
+/// up to that journal seq (stream and journal sequence numbers need not match).
+pub async fn tail_nats(
+    out: &Output,
+    opts: &NatsTail,
+    ca_file: Option<&Path>,
+    from_seq: Option<i64>,
+    event_type: Option<String>,
+    noun: Option<String>,
+) -> anyhow::Result<()> {
+    use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+    let url = opts.from_nats.as_deref().unwrap_or("nats://127.0.0.1:4222");
+    let mut connect = async_nats::ConnectOptions::new().name("hubctl events tail");
+    if let Some(creds) = &opts.creds {
+        connect = connect
+            .credentials_file(creds)
+            .await
+            .with_context(|| format!("cannot use --creds {}", creds.display()))?;
+    }
+    if let Some(ca) = ca_file {
+        connect = connect.add_root_certificates(ca.to_path_buf());
+    }
+    let client = connect
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {url}"))?;
+    let js = async_nats::jetstream::new(client);
+    let name = match &opts.stream {
+        Some(s) => s.clone(),
+        None => js
+            .stream_by_subject(opts.subject.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "no JetStream stream captures {} (is the state hub's [nats] fan-out on? \
+                 name the stream with --stream)",
+                    opts.subject
+                )
+            })?,
+    };
+    let stream = js
+        .get_stream(&name)
+        .await
+        .with_context(|| format!("cannot open stream {name}"))?;
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: opts.subject.clone(),
+            deliver_policy: if from_seq.is_some() {
+                DeliverPolicy::All
+            } else {
+                DeliverPolicy::New
+            },
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("cannot create a consumer on stream {name}"))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .with_context(|| format!("cannot read stream {name}"))?;
+    note(&format!(
+        "hubctl: following {} on stream {name}",
+        opts.subject
+    ));
+    while let Some(m) = messages.next().await {
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                note(&format!("hubctl: {e}; the consumer resumes by itself"));
+                continue;
+            }
+        };
+        let event: Event = match serde_json::from_slice(&m.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                note(&format!(
+                    "hubctl: skipping a message on {} that is not an event ({e})",
+                    m.subject
+                ));
+                continue;
+            }
+        };
+        let wanted = from_seq.is_none_or(|s| event.seq > s)
+            && event_type.as_deref().is_none_or(|t| t == event.event_type)
+            && noun
+                .as_deref()
+                .is_none_or(|n| event.event_type.split('.').next() == Some(n));
+        if !wanted {
+            continue;
+        }
+        if out.is_json() {
+            output::print_line(&String::from_utf8_lossy(&m.payload))?;
+        } else {
+            output::print_line(&tail_line(&event))?;
+        }
+    }
+    anyhow::bail!("the NATS connection closed")
 }
 
 /// Prints one stream message; returns the sequence number it carried.

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod capabilities;
+pub mod decision_seeds;
 pub mod decisions;
 pub mod events;
 pub mod hubs;
@@ -10,7 +11,7 @@ pub mod plans;
 pub mod secret;
 pub mod tokens;
 
-use crate::cli::{Cli, Command, CompletionShell, ManifestsCommand};
+use crate::cli::{Cli, Command, CompletionShell, EventsCommand, ManifestsCommand};
 use crate::client::{self, Client, ClientOptions};
 use crate::output::Output;
 use clap::CommandFactory;
@@ -34,6 +35,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Secret(cmd) if !cmd.uses_hub() => return secret::run(out, cmd),
         Command::Manifests(ManifestsCommand::Validate { file }) => {
             return manifests::validate(out, &file)
+        }
+        // Reads NATS, not the hub: no token needed.
+        Command::Events(EventsCommand::Tail {
+            from_seq,
+            event_type,
+            noun,
+            nats,
+        }) if nats.from_nats.is_some() => {
+            return events::tail_nats(
+                &out,
+                &nats,
+                cli.ca_file.as_deref(),
+                from_seq,
+                event_type,
+                noun,
+            )
+            .await
         }
         other => other,
     };

@@ -8,6 +8,7 @@ pub mod annotations;
 pub mod backoff;
 pub mod cluster;
 pub mod config;
+pub mod database;
 pub mod ledger;
 pub mod manifest;
 pub mod migrations;

@@ -1,4 +1,5 @@
-//! `domain-hub`: serve, migrate, check the config, print the example config, health-check.
+//! `domain-hub`: serve, migrate, check the config, print the example config, health-check,
+//! verify a database.
 
 use clap::{Parser, Subcommand};
 use domain_hub::config::{self, DomainHubConfig};
@@ -32,6 +33,18 @@ enum Command {
     DefaultConfig,
     /// Exit 0 when the configured hub answers /readyz with 200.
     Healthcheck,
+    /// Check a database offline, e.g. after a restore: schema version and the outbox's rows.
+    /// Exits 1 when a check fails.
+    Verify {
+        /// Use this database instead of the config's `[database]` (no password inside; e.g.
+        /// `postgres:///ops-hub?host=/run/postgresql` as the postgres user); the config file is
+        /// then not read.
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn load(path: Option<&std::path::Path>) -> Result<DomainHubConfig, ExitCode> {
@@ -52,7 +65,12 @@ fn load(path: Option<&std::path::Path>) -> Result<DomainHubConfig, ExitCode> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Serve);
+    let command = match cli.command.unwrap_or(Command::Serve) {
+        Command::Verify { database_url, json } => {
+            return verify(cli.config.as_deref(), database_url.as_deref(), json).await
+        }
+        other => other,
+    };
     if let Command::DefaultConfig = command {
         print!("{}", config::EXAMPLE);
         return ExitCode::SUCCESS;
@@ -76,6 +94,8 @@ async fn main() -> ExitCode {
             }
         }),
         Command::Healthcheck => healthcheck(&cfg).await,
+        // Answered before the config was loaded.
+        Command::Verify { .. } => Ok(()),
         Command::Serve | Command::DefaultConfig => {
             let name = cfg.hub.name.clone();
             match Application::build(cfg).await {
@@ -118,5 +138,47 @@ async fn healthcheck(cfg: &DomainHubConfig) -> anyhow::Result<()> {
         Ok(())
     } else {
         anyhow::bail!("not ready: {}", text.lines().last().unwrap_or_default())
+    }
+}
+
+/// `domain-hub verify`: the database from `--database-url`, else from the config file.
+async fn verify(config: Option<&std::path::Path>, url: Option<&str>, json: bool) -> ExitCode {
+    let db = match url {
+        Some(url) => match hub_core::config::DatabaseConfig::from_url(url) {
+            Ok(db) => db,
+            Err(problems) => {
+                for p in problems {
+                    eprintln!("{}", p.replace("database.url", "--database-url"));
+                }
+                return ExitCode::from(2);
+            }
+        },
+        None => match load(config) {
+            Ok(cfg) => cfg.database,
+            Err(code) => return code,
+        },
+    };
+    let report = match domain_hub::database::verify(&db).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("domain-hub verify: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("domain-hub verify: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        println!("{report}");
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

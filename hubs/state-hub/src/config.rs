@@ -20,6 +20,7 @@ pub const SECTIONS: &[&str] = &[
     "log",
     "capabilities",
     "secrets",
+    "nats",
 ];
 
 /// The commented example config, printed by `state-hub default-config`.
@@ -111,6 +112,9 @@ pub struct StateHubConfig {
     /// The age identities that seal stored capability credentials.
     #[serde(default)]
     pub secrets: crate::capabilities::SecretsConfig,
+    /// Journal fan-out to NATS JetStream.
+    #[serde(default)]
+    pub nats: crate::fanout::NatsConfig,
 }
 
 impl StateHubConfig {
@@ -130,6 +134,7 @@ impl StateHubConfig {
         self.limits.validate(&mut p);
         self.capabilities.validate(&mut p);
         self.secrets.validate(&mut p);
+        self.nats.validate(self.dev_mode, &mut p);
         if let Err(e) = Subject::parse(&self.auth.bootstrap_admin_subject) {
             p.push(format!("auth.bootstrap_admin_subject: {e}"));
         }

@@ -3,8 +3,10 @@
 
 pub mod capabilities;
 pub mod config;
+pub mod database;
 pub mod decisions;
 pub mod events;
+pub mod fanout;
 pub mod journal;
 pub mod ledger;
 pub mod migrations;

@@ -1,7 +1,8 @@
-//! `state-hub`: serve, migrate, check the config.
+//! `state-hub`: serve, migrate, check the config; export, import and verify the database.
 
 use clap::{Parser, Subcommand};
 use state_hub::config::{self, StateHubConfig};
+use state_hub::database::cli as database;
 use state_hub::startup::{self, Application};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,15 @@ enum Command {
     DefaultConfig,
     /// Exit 0 when the configured hub answers /readyz with 200.
     Healthcheck,
+    /// Write the plans, decisions and journal to a JSON export (a consistent snapshot; the hub
+    /// may keep serving).
+    Export(database::ExportArgs),
+    /// Load an export into an empty database: everything is checked first, the journal is sealed
+    /// into a new hash chain and verified, all in one transaction.
+    Import(database::ImportArgs),
+    /// Check a database offline, e.g. after a restore: schema version, the journal's hash chain,
+    /// record counts. Exits 1 when a check fails.
+    Verify(database::VerifyArgs),
 }
 
 fn load(path: Option<&std::path::Path>) -> Result<StateHubConfig, ExitCode> {
@@ -48,7 +58,14 @@ fn load(path: Option<&std::path::Path>) -> Result<StateHubConfig, ExitCode> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Serve);
+    let command = match cli.command.unwrap_or(Command::Serve) {
+        // Offline database work: no serving, no logging setup, and `--database-url` may stand in
+        // for the whole config file.
+        Command::Export(args) => return database::export(cli.config.as_deref(), args).await,
+        Command::Import(args) => return database::import(cli.config.as_deref(), args).await,
+        Command::Verify(args) => return database::verify(cli.config.as_deref(), args).await,
+        other => other,
+    };
     if let Command::DefaultConfig = command {
         print!("{}", config::EXAMPLE);
         return ExitCode::SUCCESS;
@@ -72,7 +89,11 @@ async fn main() -> ExitCode {
             }
         }),
         Command::Healthcheck => healthcheck(&cfg).await,
-        Command::Serve | Command::DefaultConfig => match Application::build(cfg).await {
+        // Answered before the config was loaded.
+        Command::DefaultConfig | Command::Export(_) | Command::Import(_) | Command::Verify(_) => {
+            Ok(())
+        }
+        Command::Serve => match Application::build(cfg).await {
             Ok(app) => {
                 tracing::info!(port = app.port(), "state hub ready");
                 app.run_until_stopped().await

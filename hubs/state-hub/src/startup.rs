@@ -5,7 +5,7 @@ use crate::config::StateHubConfig;
 use crate::journal::{self, Draft, Journal};
 use crate::ledger::JournalLedger;
 use crate::state::AppState;
-use crate::{migrations, routes, ui};
+use crate::{fanout, migrations, routes, ui};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, HttpServer};
 use anyhow::Context;
@@ -83,6 +83,15 @@ impl Application {
             journal.clone(),
             shutdown.stopping(),
         ));
+        // Publishing reads committed events on its own connection: journal writes never wait
+        // for NATS.
+        let fanout = fanout::spawn(
+            &cfg.nats,
+            db::pg_config(&cfg.database, "state-hub-fanout")?,
+            journal.head(),
+            &metrics.registry,
+        )
+        .context("[nats]")?;
 
         if let Some(src) = cfg.bootstrap_source() {
             let secret = hub_core::secret::read(&src, tokens::MIN_TOKEN_LEN)?;
@@ -157,7 +166,7 @@ impl Application {
         register_shutdown(
             &shutdown,
             server.handle(),
-            probes,
+            Background { probes, fanout },
             journal,
             writer,
             pools,
@@ -221,10 +230,16 @@ impl Application {
     }
 }
 
+/// The background jobs the shutdown registry stops after the HTTP server.
+struct Background {
+    probes: tokio::task::JoinHandle<()>,
+    fanout: Option<fanout::Fanout>,
+}
+
 fn register_shutdown(
     shutdown: &Shutdown,
     server: ServerHandle,
-    probes: tokio::task::JoinHandle<()>,
+    background: Background,
     journal: Journal,
     writer: journal::JournalHandle,
     pools: db::Pools,
@@ -244,9 +259,20 @@ fn register_shutdown(
         "stop capability probes",
         Duration::from_secs(5),
         move || async move {
-            let _ = probes.await;
+            let _ = background.probes.await;
         },
     );
+    // 2b. stop the journal fan-out: no new publishes, wait for the acknowledgements in flight
+    //     (at most the ack timeout), store the cursor, release the publisher lock.
+    if let Some(fanout) = background.fanout {
+        shutdown.register(
+            "stop journal fan-out",
+            Duration::from_secs(10),
+            move || async move {
+                fanout.stop().await;
+            },
+        );
+    }
     // 3. commit and answer every write already queued, then stop the writer.
     shutdown.register(
         "flush journal writer",

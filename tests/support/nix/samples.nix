@@ -8,6 +8,8 @@ let
 
   profile = hubLib.managementPlaneSettings {
     inherit domain caFile;
+    # hubplane.managementPlane.nats.enable: the journal fan-out to the local NATS server.
+    natsUrl = "nats://127.0.0.1:4222";
     ldapBaseDn = hubLib.baseDnOf domain;
     stateHubPort = 8080;
     domainHubs = {
@@ -74,6 +76,8 @@ in
     open-firewall-on-loopback = problems stateHub stateHubSecrets { openFirewall = true; };
     oidc-without-client-secret = problems stateHub { ldapBindPasswordFile = "/run/agenix/hubs-ldap-bind-password"; } { };
     domain-hub-without-token = problems (domainHub "ops-hub") stateHubSecrets { hub = "domain-hub"; };
+    nats-without-url = problems (stateHub // { nats = removeAttrs stateHub.nats [ "url" ]; }) stateHubSecrets { };
+    nats-user-without-password = problems (hubLib.recursiveMerge stateHub { nats.user = "state-hub"; }) stateHubSecrets { };
   };
 
   warnings = {

@@ -5,11 +5,13 @@
 mod capabilities;
 mod decisions;
 mod events;
+mod fanout;
 mod health;
 mod helpers;
 mod journal_db;
 mod lifecycle;
 mod login;
+mod open_decisions;
 mod plans;
 mod registry;
 mod routes;
