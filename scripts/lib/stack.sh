@@ -97,14 +97,12 @@
 #   stack_domain_hub_up --name NAME --port PORT --database DB [--manifest FILE]
 #                       [--poll-seconds N] [--heartbeat-seconds N]
 #                       [--callable-refresh-seconds N] [--log-filter FILTER]
-#                       [--omit-event-type TYPE]...
 #       One domain hub instance (BIN_DIR/domain-hub): its service token in the
 #       state hub (subject hub:NAME, member, with the manifest's policy scopes;
 #       DIR/secrets/NAME.state-hub.token), a fresh database DB, its config
 #       DIR/NAME.toml ([hub] with the manifest, default
-#       hubs/domain-hub/manifests/NAME.json — with --poll-seconds or
-#       --omit-event-type a copy DIR/NAME.manifest.json polling that often and
-#       without those event types; [state_hub]; [identity] with
+#       hubs/domain-hub/manifests/NAME.json — with --poll-seconds a copy
+#       DIR/NAME.manifest.json polling that often; [state_hub]; [identity] with
 #       its own OIDC client, LDAP and every policy scope of the manifest granted
 #       to hub_admins; [capabilities] trusting the test CA and 127.0.0.1/32),
 #       started (DIR/NAME.log, DIR/NAME.pid) and waited for (/readyz); then an
@@ -948,12 +946,10 @@ TOML
 
 stack_domain_hub_up() {
     local name="" port="" database="" manifest="" poll="" heartbeat=10 refresh=5 log_filter="info"
-    local -a omit=()
     while [[ $# -gt 0 ]]; do
         [[ $# -ge 2 ]] || hp_die "stack_domain_hub_up: $1 needs a value"
         case "$1" in
             --name) name="$2" ;;
-            --omit-event-type) omit+=("$2") ;;
             --port) port="$2" ;;
             --database) database="$2" ;;
             --manifest) manifest="$2" ;;
@@ -977,12 +973,10 @@ stack_domain_hub_up() {
     manifest="$(cd "$(dirname "${manifest}")" && pwd -P)/$(basename "${manifest}")"
     local kind scopes
     kind="$(jq -er .kind "${manifest}")" || hp_die "${manifest}: no kind"
-    if [[ -n "${poll}" || ${#omit[@]} -gt 0 ]]; then
-        [[ -z "${poll}" || "${poll}" =~ ^[0-9]+$ ]] || hp_die "--poll-seconds: not a number: ${poll}"
-        jq --arg poll "${poll}" --args '
-            (if $poll == "" then . else .capabilities |= map(.poll_seconds = ($poll | tonumber)) end)
-            | .event_types |= map(select(.name as $n | $ARGS.positional | index($n) | not))' \
-            "${omit[@]}" <"${manifest}" >"${STACK_DIR}/${name}.manifest.json" \
+    if [[ -n "${poll}" ]]; then
+        [[ "${poll}" =~ ^[0-9]+$ ]] || hp_die "--poll-seconds: not a number: ${poll}"
+        jq --arg poll "${poll}" '.capabilities |= map(.poll_seconds = ($poll | tonumber))' \
+            <"${manifest}" >"${STACK_DIR}/${name}.manifest.json" \
             || hp_die "could not rewrite ${manifest}"
         manifest="${STACK_DIR}/${name}.manifest.json"
     fi
