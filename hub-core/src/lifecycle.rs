@@ -140,6 +140,33 @@ where
     });
 }
 
+/// The `healthcheck` subcommand every hub has: asks the hub listening on `listen` for `/readyz`
+/// (loopback when it binds every address) and prints `ready`, or fails with the last line of the
+/// answer. Plain TCP on purpose: it must work where no HTTP client is configured.
+pub async fn healthcheck(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut s = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await??;
+    s.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(3), s.read_to_end(&mut buf)).await??;
+    let text = String::from_utf8_lossy(&buf);
+    if text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200") {
+        println!("ready");
+        Ok(())
+    } else {
+        anyhow::bail!("not ready: {}", text.lines().last().unwrap_or_default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

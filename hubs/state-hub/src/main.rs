@@ -88,7 +88,7 @@ async fn main() -> ExitCode {
                 println!("applied {m}");
             }
         }),
-        Command::Healthcheck => healthcheck(&cfg).await,
+        Command::Healthcheck => hub_core::lifecycle::healthcheck(cfg.server.listen).await,
         // Answered before the config was loaded.
         Command::DefaultConfig | Command::Export(_) | Command::Import(_) | Command::Verify(_) => {
             Ok(())
@@ -108,29 +108,5 @@ async fn main() -> ExitCode {
             eprintln!("state-hub: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-async fn healthcheck(cfg: &StateHubConfig) -> anyhow::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut addr = cfg.server.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let mut s = tokio::time::timeout(
-        std::time::Duration::from_secs(3),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await??;
-    s.write_all(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(3), s.read_to_end(&mut buf)).await??;
-    let text = String::from_utf8_lossy(&buf);
-    if text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200") {
-        println!("ready");
-        Ok(())
-    } else {
-        anyhow::bail!("not ready: {}", text.lines().last().unwrap_or_default())
     }
 }
