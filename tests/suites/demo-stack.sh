@@ -30,6 +30,8 @@ source "${SUITE_DIR}/../../scripts/lib/common.sh"
 source "${SUITE_DIR}/../../scripts/lib/deps.sh"
 # shellcheck source=../../scripts/lib/stack.sh
 source "${SUITE_DIR}/../../scripts/lib/stack.sh"
+# shellcheck source=../../scripts/lib/suite.sh
+source "${SUITE_DIR}/../../scripts/lib/suite.sh"
 
 BIN_DIR="${HUB_BIN_DIR:-${HUBPLANE_REPO}/target/debug}"
 BUDGET="${HUB_DEMO_STACK_BUDGET:-180}"
@@ -78,7 +80,8 @@ stack_ensure_deps
 # Start the plane
 # ---------------------------------------------------------------------------
 
-DEADLINE=$((SECONDS + BUDGET))
+suite_init "${WORK}" "${BUDGET}"
+DEADLINE="${SUITE_DEADLINE}"
 DB_PREFIX="hubplane_demostack_$(date +%s)_${RANDOM}"
 hp_step "starting the management plane"
 # Another suite may take a port between the check and the bind: then once more on other
@@ -127,64 +130,6 @@ OPS_URL="$(stack_domain_url ops-hub)"
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-
-passed=0
-failed=0
-
-# check NAME CMD...: runs CMD in this shell (so it may set variables), its output kept
-# aside; prints "ok - NAME", or "not ok - NAME" and that output. The checks build on each
-# other: after a failure the rest are skipped.
-check() {
-    local name="$1"
-    shift
-    local rc=0
-    if [[ ${failed} -gt 0 ]]; then
-        printf 'ok - %s # SKIP an earlier check failed\n' "${name}"
-        return 0
-    fi
-    if ((SECONDS >= DEADLINE)); then
-        failed=$((failed + 1))
-        printf 'not ok - %s\n#   the suite ran out of its %s s budget\n' "${name}" "${BUDGET}"
-        return 0
-    fi
-    "$@" >"${WORK}/check.out" 2>&1 || rc=$?
-    if [[ ${rc} -eq 0 ]]; then
-        passed=$((passed + 1))
-        printf 'ok - %s\n' "${name}"
-    else
-        failed=$((failed + 1))
-        printf 'not ok - %s\n' "${name}"
-        sed 's/^/#   /' "${WORK}/check.out"
-    fi
-}
-
-# expect_eq WHAT ACTUAL EXPECTED
-expect_eq() {
-    if [[ "$2" != "$3" ]]; then
-        printf '%s: expected [%s], got [%s]\n' "$1" "$3" "$2"
-        return 1
-    fi
-}
-
-# within SECONDS WHAT CMD...: runs CMD every second until it succeeds; fails after SECONDS
-# (capped by what is left of the budget), saying WHAT did not happen.
-within() {
-    local seconds="$1" what="$2" limit
-    shift 2
-    limit=$((SECONDS + seconds))
-    ((limit <= DEADLINE)) || limit="${DEADLINE}"
-    while true; do
-        if "$@" >"${WORK}/within.out" 2>&1; then
-            return 0
-        fi
-        if ((SECONDS >= limit)); then
-            printf 'not within %s s: %s\n' "${seconds}" "${what}"
-            sed 's/^/  last try: /' "${WORK}/within.out" | tail -n 15
-            return 1
-        fi
-        sleep 1
-    done
-}
 
 # hubctl_as TOKEN_FILE ARGS...: hubctl --output json against the stack's state hub.
 hubctl_as() {
@@ -415,5 +360,4 @@ annotation_arrives_once() {
 check "state hub started again: the annotation.added event is in its journal exactly once; the chain verifies" \
     annotation_arrives_once
 
-printf '# %d passed, %d failed (%d s)\n' "${passed}" "${failed}" "${SECONDS}"
-[[ ${failed} -eq 0 ]]
+suite_finish
