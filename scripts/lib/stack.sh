@@ -15,6 +15,7 @@
 #   stack_up --dir DIR --hub-port PORT --oidc-port PORT --ldap-port PORT
 #            --database NAME --bin-dir DIR [--tls] [--log-format pretty|json]
 #            [--log-filter FILTER] [--client NAME=PUBLIC_URL]... [--probe-interval SECONDS]
+#            [--allow-cidr CIDR]... [--capability-option KEY=VALUE]...
 #       Starts everything under DIR (created, mode 0700; a previous stack
 #       there is stopped first) and waits until the state hub answers /readyz:
 #         DIR/ca/                test CA (ca.pem) and the 127.0.0.1 server certificate
@@ -32,13 +33,17 @@
 #       PUBLIC_URL/auth/callback, secret in DIR/secrets/NAME.oidc-client-secret).
 #       The state hub's [capabilities] trust the test CA and allow 127.0.0.1/32
 #       (the cluster stand-in is on loopback) and probe every --probe-interval
-#       seconds (default 30). BIN_DIR must hold state-hub and hubctl.
+#       seconds (default 30). --allow-cidr replaces 127.0.0.1/32 in the SSRF
+#       allowlist of every hub (allow_cidrs; the cluster elsewhere, e.g. in a
+#       network namespace); --capability-option adds KEY = VALUE to every
+#       hub's [capabilities] (connect_timeout_ms=1000, breaker_failures=2, ...;
+#       numbers only). BIN_DIR must hold state-hub and hubctl.
 #       The database NAME is dropped and created on $HUB_TEST_DATABASE_URL
 #       (ensure_postgres). Sets and exports:
 #         STACK_DIR STACK_HUB_URL STACK_ISSUER STACK_LDAP_URL STACK_CA_FILE
 #         STACK_TOKEN_FILE STACK_DB_NAME STACK_DB_URL STACK_HUB_CONFIG STACK_HUB_LOG
 #         STACK_HUB_PID STACK_OIDC_DIR STACK_LDAP_DIR STACK_OIDC_PORT STACK_TLS
-#         STACK_BIN_DIR STACK_AGE_IDENTITY
+#         STACK_BIN_DIR STACK_AGE_IDENTITY STACK_ALLOW_CIDRS STACK_CAPABILITY_OPTIONS
 #       On a failure it exits (hp_die); call stack_down from your EXIT trap, so
 #       whatever had started is stopped then too.
 #   stack_down [DIR]
@@ -66,6 +71,7 @@
 #   stack_plane_up --cluster-port PORT --hub NAME=PORT... --database-prefix PREFIX
 #                  [--tick SECONDS] [--poll-seconds N] [--heartbeat-seconds N]
 #                  [--callable-refresh-seconds N] [--log-filter FILTER]
+#                  [--cluster-host ADDRESS] [--cluster-netns NAME]
 #       After stack_up (which must have had --client NAME=http://127.0.0.1:PORT
 #       for each hub): stack_cluster_up, stack_seed_plane, stack_domain_hub_up
 #       for each --hub (database PREFIX_<name with _>), stack_activate_manifest
@@ -73,12 +79,17 @@
 #       state hub lets only one hub hold an event type, so a later hub's
 #       manifest leaves out the event types an earlier one declares (a warning
 #       names them; the events are journaled all the same).
-#   stack_cluster_up --port PORT [--tick SECONDS]
+#   stack_cluster_up --port PORT [--tick SECONDS] [--host ADDRESS] [--netns NAME]
 #       The cluster stand-in (tests/standins/cluster) on https://127.0.0.1:PORT
 #       with the test CA's server certificate, under DIR/cluster/, wanting the
 #       bearer token in DIR/secrets/cluster.token (new at every stack_cluster_up).
+#       --host: on https://ADDRESS:PORT instead, with a certificate for ADDRESS
+#       from the test CA (DIR/cluster-tls/, tests/standins/cluster/issue-cert.sh);
+#       --netns: the stand-in runs in that network namespace (which must exist
+#       and reach ADDRESS; stack_up --allow-cidr must name ADDRESS).
 #       Sets STACK_CLUSTER_DIR STACK_CLUSTER_PORT STACK_CLUSTER_URL
-#       STACK_CLUSTER_TOKEN_FILE STACK_CLUSTER_TICK.
+#       STACK_CLUSTER_TOKEN_FILE STACK_CLUSTER_TICK STACK_CLUSTER_HOST
+#       STACK_CLUSTER_NETNS.
 #   stack_stop_cluster [DIR] / stack_start_cluster [DIR]
 #       Stops / starts the cluster stand-in again, on the same port and token
 #       (an outage and its recovery).
@@ -158,7 +169,8 @@ _STACK_ENV_VARS=(STACK_DIR STACK_HUB_URL STACK_ISSUER STACK_LDAP_URL STACK_CA_FI
     STACK_HUB_PID STACK_OIDC_DIR STACK_LDAP_DIR STACK_OIDC_PORT STACK_TLS
     STACK_BIN_DIR STACK_AGE_IDENTITY
     STACK_CLUSTER_DIR STACK_CLUSTER_PORT STACK_CLUSTER_URL STACK_CLUSTER_TOKEN_FILE
-    STACK_CLUSTER_TICK STACK_ALICE_TOKEN_FILE STACK_BOB_TOKEN_FILE)
+    STACK_CLUSTER_TICK STACK_ALICE_TOKEN_FILE STACK_BOB_TOKEN_FILE
+    STACK_ALLOW_CIDRS STACK_CAPABILITY_OPTIONS STACK_CLUSTER_HOST STACK_CLUSTER_NETNS)
 # The scripts' own HUB_* variables are not hub configuration: they are kept out of the hubs'
 # environment so they cannot be read as config overrides.
 _STACK_ENV_SCRUB=(-u HUB_TEST_DATABASE_URL -u HUB_FORCE_THROWAWAY_PG -u HUB_PG_THROWAWAY
@@ -175,6 +187,29 @@ _stack_toml_str() {
     s="${s//\\/\\\\}"
     s="${s//\"/\\\"}"
     printf '"%s"' "${s}"
+}
+
+# _stack_capabilities_toml [SKIP_KEY]: the [capabilities] lines every hub shares: allow_cidrs
+# (STACK_ALLOW_CIDRS, default 127.0.0.1/32) and the --capability-option lines, but SKIP_KEY's.
+_stack_capabilities_toml() {
+    local skip="${1:-}" cidr list="" option
+    for cidr in ${STACK_ALLOW_CIDRS:-127.0.0.1/32}; do
+        list+="${list:+, }$(_stack_toml_str "${cidr}")"
+    done
+    printf 'allow_cidrs = [%s]\n' "${list}"
+    for option in ${STACK_CAPABILITY_OPTIONS:-}; do
+        [[ "${option%%=*}" != "${skip}" ]] || continue
+        printf '%s = %s\n' "${option%%=*}" "${option#*=}"
+    done
+}
+
+# _stack_capabilities_comment: the line above [capabilities] in every hub's config.
+_stack_capabilities_comment() {
+    if [[ "${STACK_ALLOW_CIDRS:-127.0.0.1/32}" == 127.0.0.1/32 ]]; then
+        printf '# The cluster (stand-in) is on loopback with the test CA: the SSRF guard lets 127.0.0.1 through.\n'
+    else
+        printf '# The cluster (stand-in) has a certificate from the test CA; the SSRF guard lets exactly allow_cidrs through.\n'
+    fi
 }
 
 # _stack_random: 43 URL-safe random characters (256 bits).
@@ -516,10 +551,10 @@ group = $(_stack_toml_str "${STACK_BREAK_GLASS_GROUP}")
 [secrets]
 age_identity_files = [$(_stack_toml_str "${STACK_AGE_IDENTITY}")]
 
-# The cluster (stand-in) is on loopback with the test CA: the SSRF guard lets 127.0.0.1 through.
+$(_stack_capabilities_comment)
 [capabilities]
 ca_file = $(_stack_toml_str "${STACK_CA_FILE}")
-allow_cidrs = ["127.0.0.1/32"]
+$(_stack_capabilities_toml)
 probe_interval_seconds = ${probe_interval}
 
 [log]
@@ -537,12 +572,12 @@ _stack_start_hub() {
 
 stack_up() {
     local dir="" hub_port="" oidc_port="" ldap_port="" database="" bin_dir="" tls=0
-    local log_format="pretty" log_filter="info" probe_interval=30
+    local log_format="pretty" log_filter="info" probe_interval=30 allow_cidrs="" capability_options=""
     local -a clients=()
     while [[ $# -gt 0 ]]; do
         case "$1" in
             --tls) tls=1; shift; continue ;;
-            --dir | --hub-port | --oidc-port | --ldap-port | --database | --bin-dir | --log-format | --log-filter | --client | --probe-interval)
+            --dir | --hub-port | --oidc-port | --ldap-port | --database | --bin-dir | --log-format | --log-filter | --client | --probe-interval | --allow-cidr | --capability-option)
                 [[ $# -ge 2 ]] || hp_die "stack_up: $1 needs a value" ;;
             *) hp_die "stack_up: unknown argument: $1" ;;
         esac
@@ -557,11 +592,19 @@ stack_up() {
             --log-filter) log_filter="$2" ;;
             --client) clients+=("$2") ;;
             --probe-interval) probe_interval="$2" ;;
+            --allow-cidr)
+                [[ "$2" =~ ^[0-9a-fA-F.:]+/[0-9]{1,3}$ ]] || hp_die "--allow-cidr: not a CIDR: $2"
+                allow_cidrs+="${allow_cidrs:+ }$2"
+                ;;
+            --capability-option)
+                [[ "$2" =~ ^[a-z_]+=[0-9]+$ ]] || hp_die "--capability-option: not KEY=NUMBER: $2"
+                capability_options+="${capability_options:+ }$2"
+                ;;
         esac
         shift 2
     done
     [[ -n "${dir}" && -n "${hub_port}" && -n "${oidc_port}" && -n "${ldap_port}" && -n "${database}" && -n "${bin_dir}" ]] \
-        || hp_die "usage: stack_up --dir DIR --hub-port PORT --oidc-port PORT --ldap-port PORT --database NAME --bin-dir DIR [--tls] [--log-format F] [--log-filter F] [--client NAME=URL]... [--probe-interval SECONDS]"
+        || hp_die "usage: stack_up --dir DIR --hub-port PORT --oidc-port PORT --ldap-port PORT --database NAME --bin-dir DIR [--tls] [--log-format F] [--log-filter F] [--client NAME=URL]... [--probe-interval SECONDS] [--allow-cidr CIDR]... [--capability-option KEY=VALUE]..."
     local port
     for port in "${hub_port}" "${oidc_port}" "${ldap_port}"; do
         [[ "${port}" =~ ^[0-9]+$ ]] || hp_die "not a port: ${port}"
@@ -597,6 +640,9 @@ stack_up() {
     STACK_HUB_PID=""
     STACK_CLUSTER_DIR="" STACK_CLUSTER_PORT="" STACK_CLUSTER_URL="" STACK_CLUSTER_TOKEN_FILE=""
     STACK_CLUSTER_TICK="" STACK_ALICE_TOKEN_FILE="" STACK_BOB_TOKEN_FILE=""
+    STACK_CLUSTER_HOST="" STACK_CLUSTER_NETNS=""
+    STACK_ALLOW_CIDRS="${allow_cidrs:-127.0.0.1/32}"
+    STACK_CAPABILITY_OPTIONS="${capability_options}"
     if [[ "${tls}" -eq 1 ]]; then
         STACK_ISSUER="https://127.0.0.1:${oidc_port}"
     else
@@ -606,11 +652,12 @@ stack_up() {
         STACK_DB_NAME STACK_DB_URL STACK_HUB_CONFIG STACK_HUB_LOG STACK_HUB_PID STACK_OIDC_DIR \
         STACK_LDAP_DIR STACK_OIDC_PORT STACK_TLS STACK_BIN_DIR STACK_AGE_IDENTITY \
         STACK_CLUSTER_DIR STACK_CLUSTER_PORT STACK_CLUSTER_URL STACK_CLUSTER_TOKEN_FILE \
-        STACK_CLUSTER_TICK STACK_ALICE_TOKEN_FILE STACK_BOB_TOKEN_FILE
+        STACK_CLUSTER_TICK STACK_ALICE_TOKEN_FILE STACK_BOB_TOKEN_FILE \
+        STACK_ALLOW_CIDRS STACK_CAPABILITY_OPTIONS STACK_CLUSTER_HOST STACK_CLUSTER_NETNS
 
     hp_step "stack: test CA, stand-ins, database, state hub"
     rm -rf -- "${STACK_DIR}/ca" "${STACK_LDAP_DIR}" "${STACK_OIDC_DIR}" "${STACK_DIR}/secrets" \
-        "${STACK_DIR}/cluster" "${STACK_DIR}/contracts" "${STACK_DIR}/domain-hubs.list"
+        "${STACK_DIR}/cluster" "${STACK_DIR}/cluster-tls" "${STACK_DIR}/contracts" "${STACK_DIR}/domain-hubs.list"
     make_test_ca "${STACK_DIR}/ca"
     mkdir -p -- "${STACK_DIR}/secrets"
     chmod 0700 "${STACK_DIR}/secrets"
@@ -683,35 +730,53 @@ _stack_new_token() {
 # _stack_cluster_args: the arguments of start_cluster_standin for this stack.
 _stack_cluster_args() {
     local -n _out="$1"
-    _out=("${STACK_CLUSTER_DIR}" "${STACK_CLUSTER_PORT}" --cert "${STACK_DIR}/ca/server.pem"
-        --key "${STACK_DIR}/ca/server-key.pem" --ca "${STACK_CA_FILE}" --token-file "${STACK_CLUSTER_TOKEN_FILE}")
+    local tls_dir="${STACK_DIR}/ca"
+    [[ -z "${STACK_CLUSTER_HOST:-}" ]] || tls_dir="${STACK_DIR}/cluster-tls"
+    _out=("${STACK_CLUSTER_DIR}" "${STACK_CLUSTER_PORT}" --cert "${tls_dir}/server.pem"
+        --key "${tls_dir}/server-key.pem" --ca "${STACK_CA_FILE}" --token-file "${STACK_CLUSTER_TOKEN_FILE}")
     if [[ -n "${STACK_CLUSTER_TICK:-}" ]]; then
         _out+=(--tick "${STACK_CLUSTER_TICK}")
+    fi
+    if [[ -n "${STACK_CLUSTER_HOST:-}" ]]; then
+        _out+=(--host "${STACK_CLUSTER_HOST}")
+    fi
+    if [[ -n "${STACK_CLUSTER_NETNS:-}" ]]; then
+        _out+=(--netns "${STACK_CLUSTER_NETNS}")
     fi
 }
 
 stack_cluster_up() {
-    local port="" tick=""
+    local port="" tick="" host="" netns=""
     while [[ $# -gt 0 ]]; do
         [[ $# -ge 2 ]] || hp_die "stack_cluster_up: $1 needs a value"
         case "$1" in
             --port) port="$2" ;;
             --tick) tick="$2" ;;
+            --host) host="$2" ;;
+            --netns) netns="$2" ;;
             *) hp_die "stack_cluster_up: unknown argument: $1" ;;
         esac
         shift 2
     done
-    [[ "${port}" =~ ^[0-9]+$ ]] || hp_die "usage: stack_cluster_up --port PORT [--tick SECONDS]"
+    [[ "${port}" =~ ^[0-9]+$ ]] || hp_die "usage: stack_cluster_up --port PORT [--tick SECONDS] [--host ADDRESS] [--netns NAME]"
     [[ -n "${STACK_DIR:-}" && -n "${STACK_HUB_URL:-}" ]] || hp_die "stack_cluster_up: run stack_up first"
     STACK_CLUSTER_DIR="${STACK_DIR}/cluster"
     STACK_CLUSTER_PORT="${port}"
-    STACK_CLUSTER_URL="https://127.0.0.1:${port}"
+    STACK_CLUSTER_URL="https://${host:-127.0.0.1}:${port}"
     STACK_CLUSTER_TOKEN_FILE="${STACK_DIR}/secrets/cluster.token"
     STACK_CLUSTER_TICK="${tick}"
-    export STACK_CLUSTER_DIR STACK_CLUSTER_PORT STACK_CLUSTER_URL STACK_CLUSTER_TOKEN_FILE STACK_CLUSTER_TICK
+    STACK_CLUSTER_HOST="${host}"
+    STACK_CLUSTER_NETNS="${netns}"
+    export STACK_CLUSTER_DIR STACK_CLUSTER_PORT STACK_CLUSTER_URL STACK_CLUSTER_TOKEN_FILE STACK_CLUSTER_TICK \
+        STACK_CLUSTER_HOST STACK_CLUSTER_NETNS
     hp_step "stack: the cluster stand-in"
     stop_cluster_standin "${STACK_CLUSTER_DIR}" 2>/dev/null || true
-    rm -rf -- "${STACK_CLUSTER_DIR}"
+    rm -rf -- "${STACK_CLUSTER_DIR}" "${STACK_DIR}/cluster-tls"
+    if [[ -n "${host}" ]]; then
+        "${HP_STANDINS_DIR}/cluster/issue-cert.sh" --ca-dir "${STACK_DIR}/ca" \
+            --out-dir "${STACK_DIR}/cluster-tls" --ip "${host}" \
+            || hp_die "could not issue the cluster stand-in's certificate for ${host}"
+    fi
     rm -f -- "${STACK_CLUSTER_TOKEN_FILE}"
     (
         umask 077
@@ -880,7 +945,10 @@ SQL
 # _stack_write_domain_config NAME KIND PORT DB_URL MANIFEST HEARTBEAT REFRESH LOG_FILTER
 _stack_write_domain_config() {
     local name="$1" kind="$2" port="$3" db_url="$4" manifest="$5" heartbeat="$6" refresh="$7" log_filter="$8"
-    local url="http://127.0.0.1:${port}" ca_line="" scope scopes=""
+    local url="http://127.0.0.1:${port}" ca_line="" scope scopes="" breaker_open=10 option
+    for option in ${STACK_CAPABILITY_OPTIONS:-}; do
+        [[ "${option%%=*}" != breaker_open_seconds ]] || breaker_open="${option#*=}"
+    done
     if [[ "${STACK_TLS}" -eq 1 ]]; then
         ca_line="ca_file = $(_stack_toml_str "${STACK_CA_FILE}")"
     fi
@@ -932,11 +1000,11 @@ bind_password_file = $(_stack_toml_str "${STACK_LDAP_DIR}/admin.password")
 # The manifest's policy scopes, held by the directory's hub admins.
 [identity.scopes]
 ${scopes}
-# The cluster (stand-in) is on loopback with the test CA: the SSRF guard lets 127.0.0.1 through.
+$(_stack_capabilities_comment)
 [capabilities]
 ca_file = $(_stack_toml_str "${STACK_CA_FILE}")
-allow_cidrs = ["127.0.0.1/32"]
-breaker_open_seconds = 10
+$(_stack_capabilities_toml breaker_open_seconds)
+breaker_open_seconds = ${breaker_open}
 
 [log]
 format = "pretty"
@@ -1081,6 +1149,7 @@ stack_browser_login() {
 
 stack_plane_up() {
     local cluster_port="" tick="" prefix="" poll="" heartbeat=10 refresh=5 log_filter="info"
+    local cluster_host="" cluster_netns=""
     local -a hubs=()
     while [[ $# -gt 0 ]]; do
         [[ $# -ge 2 ]] || hp_die "stack_plane_up: $1 needs a value"
@@ -1093,14 +1162,18 @@ stack_plane_up() {
             --heartbeat-seconds) heartbeat="$2" ;;
             --callable-refresh-seconds) refresh="$2" ;;
             --log-filter) log_filter="$2" ;;
+            --cluster-host) cluster_host="$2" ;;
+            --cluster-netns) cluster_netns="$2" ;;
             *) hp_die "stack_plane_up: unknown argument: $1" ;;
         esac
         shift 2
     done
     [[ -n "${cluster_port}" && -n "${prefix}" && ${#hubs[@]} -gt 0 ]] \
-        || hp_die "usage: stack_plane_up --cluster-port PORT --hub NAME=PORT... --database-prefix PREFIX [--tick S] [--poll-seconds N] [--heartbeat-seconds N] [--callable-refresh-seconds N] [--log-filter F]"
+        || hp_die "usage: stack_plane_up --cluster-port PORT --hub NAME=PORT... --database-prefix PREFIX [--tick S] [--poll-seconds N] [--heartbeat-seconds N] [--callable-refresh-seconds N] [--log-filter F] [--cluster-host ADDRESS] [--cluster-netns NAME]"
     local -a cluster_args=(--port "${cluster_port}")
     [[ -z "${tick}" ]] || cluster_args+=(--tick "${tick}")
+    [[ -z "${cluster_host}" ]] || cluster_args+=(--host "${cluster_host}")
+    [[ -z "${cluster_netns}" ]] || cluster_args+=(--netns "${cluster_netns}")
     stack_cluster_up "${cluster_args[@]}"
     stack_seed_plane
 
