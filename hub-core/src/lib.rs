@@ -13,6 +13,7 @@ pub mod http;
 pub mod identity;
 pub mod journal;
 pub mod lifecycle;
+pub mod retention;
 pub mod sealed;
 pub mod secret;
 pub mod telemetry;

@@ -8,6 +8,7 @@ use hub_core::capability::CapabilityClientConfig;
 use hub_core::config::{self, ConfigError, DatabaseConfig, LogConfig, Problems, ServerConfig};
 use hub_core::http::ratelimit::LimitConfig;
 use hub_core::identity::IdentityConfig;
+use hub_core::retention::{RetentionConfig, Window};
 use hub_core::secret::{self, SecretSource};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -25,6 +26,7 @@ pub const SECTIONS: &[&str] = &[
     "limits",
     "capabilities",
     "log",
+    "retention",
 ];
 
 /// The commented example config, printed by `domain-hub default-config`.
@@ -147,6 +149,9 @@ pub struct DomainHubConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// How long rows outside the journal are kept, and the purge job.
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 impl DomainHubConfig {
@@ -167,6 +172,8 @@ impl DomainHubConfig {
         self.identity.validate(self.dev_mode, &mut p);
         self.limits.validate(&mut p);
         self.capabilities.validate(&mut p);
+        self.retention
+            .validate(&[Window::Observations, Window::OutboxDelivered], &mut p);
         self.validate_state_hub(&mut p);
         let manifest = match manifest::load(&self.hub.manifest_file, &self.hub.name, &self.hub.kind)
         {

@@ -16,6 +16,7 @@ pub mod observations;
 pub mod openapi;
 pub mod outbox;
 pub mod polling;
+pub mod retention;
 pub mod routes;
 pub mod startup;
 pub mod state;

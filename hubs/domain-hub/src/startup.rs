@@ -1,5 +1,5 @@
 //! Building and running a domain hub: validate, migrate, connect, start the background jobs
-//! (registrar, pollers, outbox relay, directory sync), serve, and stop in order.
+//! (registrar, pollers, retention purge, outbox relay, directory sync), serve, and stop in order.
 
 use crate::cluster::Cluster;
 use crate::config::DomainHubConfig;
@@ -27,6 +27,7 @@ use hub_core::identity::directory::Directory;
 use hub_core::identity::oidc::OidcClient;
 use hub_core::identity::IdentityService;
 use hub_core::lifecycle::{self, Shutdown};
+use hub_core::retention::Purger;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,9 +138,17 @@ impl Application {
             state_hub,
             cfg.state_hub.retry_max(),
         ));
+        // Every replica runs it; each table's batches are claimed through PostgreSQL.
+        let purger = Arc::new(Purger::new(
+            pools.requests.clone(),
+            crate::retention::targets(&cfg.retention),
+            &cfg.retention,
+            &metrics.registry,
+        )?);
         let tasks = vec![
             tokio::spawn(registrar.run(stop_rx.clone())),
             tokio::spawn(poller.clone().run(stop_rx.clone())),
+            tokio::spawn(purger.run(stop_rx.clone())),
             tokio::spawn(relay.clone().run(stop_rx)),
         ];
         // systemd restarts the unit when a background job died or the runtime stopped answering.
@@ -294,7 +303,8 @@ fn register_shutdown(
             server.stop(true).await;
         },
     );
-    // 2. stop the registrar, the pollers and the relay loop; a poll in flight finishes.
+    // 2. stop the registrar, the pollers, the retention purge and the relay loop; a poll or a
+    //    purge batch in flight finishes.
     shutdown.register(
         "stop pollers, relay and registrar",
         Duration::from_secs(15),

@@ -4,6 +4,7 @@ use hub_core::auth::Subject;
 use hub_core::config::{self, ConfigError, DatabaseConfig, LogConfig, Problems, ServerConfig};
 use hub_core::http::ratelimit::LimitConfig;
 use hub_core::identity::IdentityConfig;
+use hub_core::retention::{RetentionConfig, Window};
 use hub_core::secret;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub const SECTIONS: &[&str] = &[
     "capabilities",
     "secrets",
     "nats",
+    "retention",
 ];
 
 /// The commented example config, printed by `state-hub default-config`.
@@ -115,6 +117,9 @@ pub struct StateHubConfig {
     /// Journal fan-out to NATS JetStream.
     #[serde(default)]
     pub nats: crate::fanout::NatsConfig,
+    /// How long rows outside the journal are kept, and the purge job.
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 impl StateHubConfig {
@@ -135,6 +140,7 @@ impl StateHubConfig {
         self.capabilities.validate(&mut p);
         self.secrets.validate(&mut p);
         self.nats.validate(self.dev_mode, &mut p);
+        self.retention.validate(&[Window::Idempotency], &mut p);
         if let Err(e) = Subject::parse(&self.auth.bootstrap_admin_subject) {
             p.push(format!("auth.bootstrap_admin_subject: {e}"));
         }

@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod plans;
 pub mod registry;
 pub mod respond;
+pub mod retention;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -21,6 +21,7 @@ use hub_core::identity::directory::Directory;
 use hub_core::identity::oidc::OidcClient;
 use hub_core::identity::IdentityService;
 use hub_core::lifecycle::{self, Shutdown};
+use hub_core::retention::Purger;
 use serde_json::json;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -117,6 +118,14 @@ impl Application {
         });
         let app_state = state.get_ref().clone();
         let probes = probe::spawn(app_state.clone(), shutdown.stopping());
+        // Every replica runs it; each table's batches are claimed through PostgreSQL.
+        let purger = Arc::new(Purger::new(
+            pools.requests.clone(),
+            crate::retention::targets(&cfg.retention),
+            &cfg.retention,
+            &metrics.registry,
+        )?);
+        let retention = tokio::spawn(purger.run(shutdown.stopping()));
         let dyn_auth: DynAuthenticator = Arc::new(HubAuthenticator::new(
             tokens,
             pools.requests.clone(),
@@ -166,7 +175,11 @@ impl Application {
         register_shutdown(
             &shutdown,
             server.handle(),
-            Background { probes, fanout },
+            Background {
+                probes,
+                retention,
+                fanout,
+            },
             journal,
             writer,
             pools,
@@ -233,6 +246,7 @@ impl Application {
 /// The background jobs the shutdown registry stops after the HTTP server.
 struct Background {
     probes: tokio::task::JoinHandle<()>,
+    retention: tokio::task::JoinHandle<()>,
     fanout: Option<fanout::Fanout>,
 }
 
@@ -260,6 +274,15 @@ fn register_shutdown(
         Duration::from_secs(5),
         move || async move {
             let _ = background.probes.await;
+        },
+    );
+    // 2a. stop the retention purge (it ends on `stopping`); a batch in flight commits or rolls
+    //     back as a whole, and what is left is purged by the next run, here or in a replica.
+    shutdown.register(
+        "stop retention purge",
+        Duration::from_secs(5),
+        move || async move {
+            let _ = background.retention.await;
         },
     );
     // 2b. stop the journal fan-out: no new publishes, wait for the acknowledgements in flight

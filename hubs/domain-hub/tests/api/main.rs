@@ -14,3 +14,4 @@ mod annotations;
 mod outbox;
 mod polling;
 mod replicas;
+mod retention;

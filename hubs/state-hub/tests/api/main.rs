@@ -14,6 +14,7 @@ mod login;
 mod open_decisions;
 mod plans;
 mod registry;
+mod retention;
 mod routes;
 mod sessions;
 #[path = "../../../../tests/support/standins.rs"]
