@@ -8,6 +8,8 @@
 #   - each capability is probed once per due interval across both state hubs,
 #     and each poll path polled once per interval across both dev-hub replicas
 #     (counted at the cluster and in each replica's capability_requests_total);
+#   - expired rows (idempotency records, delivered outbox rows) are purged once
+#     between the two replicas of each hub (their purge counters add up);
 #   - annotations taken by both dev-hub replicas reach the journal exactly once
 #     each, through both relays;
 #   - state hub A is killed (SIGKILL): r1 can no longer deliver, and the events
@@ -33,6 +35,7 @@ PROBE_SECONDS=2   # the state hubs' probe interval
 PROBE_WINDOW=16   # how long probes are counted
 POLL_SECONDS=10   # dev-hub's poll interval (the manifest's least)
 POLL_WINDOW=30    # how long polls are counted
+PURGE_SECONDS=10  # both hubs' retention purge interval
 
 mkdir -p "${HUBPLANE_REPO}/.tmp"
 WORK="$(mktemp -d "${HUBPLANE_REPO}/.tmp/replicas-suite.XXXXXX")"
@@ -120,12 +123,22 @@ done
 stack_load "${WORK}/stack"
 
 HUB_A_URL="${STACK_HUB_URL}"
-HUB_A_PID="$(cat "${STACK_DIR}/state-hub.pid")"
 DEV_R1_URL="$(stack_domain_url dev-hub)"
-DEV_R1_PID="$(cat "${STACK_DIR}/dev-hub.pid")"
+DEV_DB_URL="$(pg_url_with_database "${HUB_TEST_DATABASE_URL}" "$(awk '$1 == "dev-hub" { print $4 }' "${STACK_DIR}/domain-hubs.list")")"
 DEV_TOKEN_FILE="$(stack_domain_token_file dev-hub)"
 CLUSTER_LOG="${STACK_CLUSTER_DIR}/cluster.log"
 [[ -f "${CLUSTER_LOG}" ]] || hp_die "the cluster stand-in keeps no request log at ${CLUSTER_LOG}"
+
+# Purge every 10 s in small batches, so that both replicas of each hub purge while the suite
+# watches; A and r1 start again on it (same databases), B and r2 get it through the copies.
+printf '\n[retention]\npurge_interval_seconds = %d\nbatch_size = 50\n' "${PURGE_SECONDS}" \
+    | tee -a "${STACK_HUB_CONFIG}" >>"${STACK_DIR}/dev-hub.toml"
+stack_stop_state_hub "${STACK_DIR}"
+stack_start_state_hub "${STACK_DIR}"
+stack_stop_domain_hub dev-hub "${STACK_DIR}"
+stack_start_domain_hub dev-hub "${STACK_DIR}"
+HUB_A_PID="$(cat "${STACK_DIR}/state-hub.pid")"
+DEV_R1_PID="$(cat "${STACK_DIR}/dev-hub.pid")"
 
 # The second replicas: the same config files but for their own listen address (and r2 talks to B).
 hp_step "starting state hub B and dev-hub r2 on the same databases"
@@ -231,6 +244,48 @@ all_four_answer() {
     done
 }
 check "two state hubs and two dev-hub replicas answer /readyz on shared databases" all_four_answer
+
+# purged_once URL_1 URL_2 TABLE DB_URL INSERT_SQL COUNT_SQL N: inserts N expired rows into TABLE
+# with INSERT_SQL, waits until COUNT_SQL finds none, and checks that the two replicas' purge
+# counters for TABLE grew by N together: every row purged once, by one of them.
+purged_once() {
+    local url1="$1" url2="$2" table="$3" db="$4" insert="$5" count="$6" n="$7" b1 b2 d1 d2
+    b1="$(metric "${url1}" hub_purge_rows_total "table=\"${table}\"")"
+    b2="$(metric "${url2}" hub_purge_rows_total "table=\"${table}\"")"
+    psql "${db}" -X -q -v ON_ERROR_STOP=1 -c "${insert}" || return 1
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    within $((PURGE_SECONDS * 3 + 10)) "the ${n} expired ${table} rows purged" \
+        bash -c '[[ "$(psql "$1" -X -A -t -q -c "$2")" == 0 ]]' _ "${db}" "${count}" || return 1
+    # The counters move after the batch commits; give the replicas' metrics a moment.
+    sleep 1
+    d1=$(($(metric "${url1}" hub_purge_rows_total "table=\"${table}\"") - b1))
+    d2=$(($(metric "${url2}" hub_purge_rows_total "table=\"${table}\"") - b2))
+    printf '# %s: %d expired rows purged, %d by one replica and %d by the other\n' "${table}" "${n}" "${d1}" "${d2}"
+    expect_eq "${table} rows the two replicas report purged" $((d1 + d2)) "${n}"
+}
+
+state_hubs_purge_once() {
+    purged_once "${HUB_A_URL}" "${HUB_B_URL}" idempotency_keys "${STACK_DB_URL}" \
+        "INSERT INTO idempotency_keys (principal, key, request_hash, event_seqs, created_at)
+         SELECT 'replicas-suite', 'k' || g, '\\x00', '{}', now() - interval '30 days'
+         FROM generate_series(1, 500) g" \
+        "SELECT count(*) FROM idempotency_keys WHERE principal = 'replicas-suite'" 500 || return 1
+    local journal
+    journal="$(psql_state "SELECT count(*) FROM events")"
+    expect_ge "journal events after the purges" "${journal}" 1
+}
+check "state hubs A and B purge 500 expired idempotency records once between them (the journal untouched)" \
+    state_hubs_purge_once
+
+dev_replicas_purge_once() {
+    purged_once "${DEV_R1_URL}" "${DEV_R2_URL}" outbox "${DEV_DB_URL}" \
+        "INSERT INTO outbox (id, event, idempotency_key, created_at, delivered_at)
+         SELECT gen_random_uuid(), '{}', 'replicas-suite-' || g, now() - interval '40 days',
+                now() - interval '40 days'
+         FROM generate_series(1, 300) g" \
+        "SELECT count(*) FROM outbox WHERE idempotency_key LIKE 'replicas-suite-%'" 300
+}
+check "dev-hub r1 and r2 purge 300 long-delivered outbox rows once between them" dev_replicas_purge_once
 
 both_poll_once() {
     local r1_before r2_before
