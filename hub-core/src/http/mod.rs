@@ -7,6 +7,7 @@ pub mod etag;
 pub mod headers;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod ratelimit;
 pub mod routes;

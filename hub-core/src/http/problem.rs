@@ -177,8 +177,22 @@ impl ResponseError for ApiError {
 
 impl From<tokio_postgres::Error> for ApiError {
     fn from(e: tokio_postgres::Error) -> Self {
-        ApiError::Internal(anyhow::Error::new(e).context("database query"))
+        match e.code() {
+            // Text PostgreSQL cannot store: a NUL character in a string, or a `\u0000` escape
+            // in JSON. The hubs never make such text themselves, so it came with the request.
+            Some(code) if is_unstorable_text(code) => ApiError::BadRequest(
+                "the request holds text the database cannot store (a NUL character, U+0000)"
+                    .to_owned(),
+            ),
+            _ => ApiError::Internal(anyhow::Error::new(e).context("database query")),
+        }
     }
+}
+
+/// Whether a database error says a value's text cannot be stored (not a server fault).
+fn is_unstorable_text(code: &tokio_postgres::error::SqlState) -> bool {
+    use tokio_postgres::error::SqlState;
+    *code == SqlState::CHARACTER_NOT_IN_REPERTOIRE || *code == SqlState::UNTRANSLATABLE_CHARACTER
 }
 
 impl From<deadpool_postgres::PoolError> for ApiError {

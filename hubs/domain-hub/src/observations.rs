@@ -22,8 +22,8 @@ pub struct Observation {
     pub fetched_at: DateTime<Utc>,
     /// Its HTTP status.
     pub status: i32,
-    /// The JSON body.
-    #[schema(value_type = Object)]
+    /// The JSON body, whatever its type (a list of items is an array).
+    #[schema(value_type = Value)]
     pub body: Value,
     /// sha256 of the body's bytes (hex).
     pub sha256: String,

@@ -3,6 +3,7 @@
 use crate::{actions, annotations, observations, outbox, status, widgets};
 use actix_web::HttpResponse;
 use hub_core::api::manifest as m;
+use hub_core::http::openapi::ProblemResponses;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -22,7 +23,7 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Hubplane domain hub", description = "Widgets from polled capabilities, observations, annotations, actions and the outbox to the state hub, of one domain hub instance. Errors are RFC 9457 problem documents."),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     paths(
         status::status, widgets::list, observations::list, annotations::list, annotations::create,
         actions::list, actions::run, actions::runs, actions::get_run, outbox::list,
@@ -57,6 +58,15 @@ pub async fn document() -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        assert_eq!(
+            hub_core::http::openapi::unresolved_refs(&doc),
+            Vec::<String>::new()
+        );
+    }
 
     #[test]
     fn every_api_route_is_documented() {

@@ -115,8 +115,8 @@ pub struct WidgetView {
     pub freshness: Freshness,
     /// When the data shown was first observed.
     pub observed_at: Option<DateTime<Utc>>,
-    /// The data: the rows of a table, the object of facts, the whole body for json.
-    #[schema(value_type = Object)]
+    /// The data: the rows of a table, the object of facts, the whole body for json (any JSON).
+    #[schema(value_type = Value)]
     pub data: Value,
     /// Table columns (keys of the rows, in first-seen order).
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -388,6 +388,20 @@ pub struct StreamQuery {
     pub noun: Option<String>,
 }
 
+/// One event of the live stream, as a Server-Sent Events client reads it. An OpenAPI 3.1
+/// `text/event-stream` schema describes each event (3.2 calls it `itemSchema`), not the stream.
+#[derive(utoipa::ToSchema)]
+pub struct StreamEvent {
+    /// The event's sequence number: what `Last-Event-ID` resumes after.
+    pub id: Option<String>,
+    /// Always `progress`.
+    pub event: Option<String>,
+    /// The [`Event`] as JSON.
+    pub data: String,
+    /// Reconnection delay in milliseconds (the stream's first frame).
+    pub retry: Option<u64>,
+}
+
 const STREAM_CHUNK: i64 = 500;
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
@@ -463,7 +477,10 @@ impl StreamState {
 #[utoipa::path(
     get, path = "/api/v1/events/stream", tag = "events",
     params(StreamQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this sequence number")),
-    responses((status = 200, description = "text/event-stream of `progress` events (id = seq, data = Event JSON)", content_type = "text/event-stream", body = String)),
+    responses(
+        (status = 200, description = "text/event-stream of `progress` events (id = seq, data = Event JSON)", content_type = "text/event-stream", body = StreamEvent),
+        (status = 400, description = "`Last-Event-ID` or `after` is not a sequence number", body = hub_core::http::problem::Problem),
+    ),
     security(("bearer" = []))
 )]
 pub async fn stream(

@@ -9,6 +9,7 @@ use hub_core::api::manifest as m;
 use hub_core::api::plans as p;
 use hub_core::api::registry as r;
 use hub_core::api::tokens as t;
+use hub_core::http::openapi::ProblemResponses;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -52,6 +53,7 @@ impl Modify for BearerAuth {
     ),
     components(schemas(
         e::Event, e::NewEvent, e::NewEventBatch, e::EventBatchResult, e::ChainHead, e::EventType,
+        events::StreamEvent, crate::journal::store::Order,
         d::Decision, d::NewDecision, d::OutcomeInput, d::Outcome, d::EscalateRequest, d::SupersedeRequest,
         d::LinkTaskRequest, d::DecisionStatus, d::DecisionType,
         p::Workstream, p::NewWorkstream, p::Workplan, p::NewWorkplan, p::WorkplanStatus, p::AcceptRequest,
@@ -78,9 +80,28 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
-/// `GET /api/v1/openapi.json`.
-pub async fn document() -> HttpResponse {
+/// The whole document: the state hub's operations, hub-core's identity API, and the problem
+/// responses hub-core's HTTP edge gives every one of them.
+pub fn full() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(hub_core::identity::admin::IdentityApiDoc::openapi());
-    HttpResponse::Ok().json(doc)
+    ProblemResponses.modify(&mut doc);
+    doc
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(full())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_reference_resolves() {
+        let doc = serde_json::to_value(super::full()).unwrap();
+        assert_eq!(
+            hub_core::http::openapi::unresolved_refs(&doc),
+            Vec::<String>::new()
+        );
+    }
 }

@@ -68,14 +68,40 @@ fn empty_object() -> Value {
     json!({})
 }
 
-/// An action of the manifest, and whether it can be called now.
+/// An action of the manifest, and whether it can be called now: the fields of its
+/// [`ActionDecl`] plus `callable`. Spelled out rather than flattened, because the declaration's
+/// schema forbids other properties (`deny_unknown_fields`), which no `callable` could satisfy.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ActionInfo {
-    /// The declaration.
-    #[serde(flatten)]
-    pub action: ActionDecl,
+    /// Action name, e.g. `freeze.request`.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// The capability it calls.
+    pub capability: String,
+    /// The path POSTed to under the capability's base URL.
+    pub path: String,
+    /// The policy scope a caller needs.
+    pub scope: String,
+    /// Whether an approved (resolved) state-hub decision must back each call.
+    pub requires_decision: bool,
     /// Whether its capability is callable now.
     pub callable: bool,
+}
+
+impl ActionInfo {
+    /// The declaration, with whether its capability is callable now.
+    pub fn new(action: &ActionDecl, callable: bool) -> Self {
+        Self {
+            name: action.name.clone(),
+            description: action.description.clone(),
+            capability: action.capability.clone(),
+            path: action.path.clone(),
+            scope: action.scope.clone(),
+            requires_decision: action.requires_decision,
+            callable,
+        }
+    }
 }
 
 /// The manifest's actions.
@@ -103,10 +129,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
         .manifest
         .actions
         .iter()
-        .map(|a| ActionInfo {
-            action: a.clone(),
-            callable: state.cluster.is_callable(&a.capability),
-        })
+        .map(|a| ActionInfo::new(a, state.cluster.is_callable(&a.capability)))
         .collect();
     Ok(HttpResponse::Ok().json(ActionList { items }))
 }
@@ -123,6 +146,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
         (status = 403, description = "The caller lacks the action's scope", body = Problem),
         (status = 404, description = "No such action", body = Problem),
         (status = 409, description = "No approved decision, capability not callable, or the cluster refused", body = Problem),
+        (status = 422, description = "Invalid params (not a JSON object, or too large)", body = Problem),
         (status = 503, description = "The state hub or the cluster cannot be reached; nothing or the same run is retried", body = Problem),
     ),
     security(("bearer" = []))

@@ -112,7 +112,7 @@ pub async fn contract(
 #[utoipa::path(
     post, path = "/api/v1/capabilities/{name}/transition", tag = "capabilities", request_body = CapabilityTransition,
     params(("name" = String, Path, description = "Capability name"), ("If-Match" = Option<String>, Header, description = "ETag of the version you saw")),
-    responses((status = 200, body = Capability), (status = 403, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = Capability), (status = 403, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, description = "Invalid note or target status", body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn transition(

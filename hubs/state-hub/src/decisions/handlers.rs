@@ -88,7 +88,7 @@ pub async fn get(
 #[utoipa::path(
     post, path = "/api/v1/decisions/{id}/escalate", tag = "decisions", request_body = EscalateRequest,
     params(("id" = Uuid, Path, description = "Decision id"), ("If-Match" = Option<String>, Header, description = "ETag of the version you saw")),
-    responses((status = 200, body = Decision), (status = 409, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = Decision), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, description = "Invalid reason", body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn escalate(
@@ -106,7 +106,7 @@ pub async fn escalate(
 #[utoipa::path(
     post, path = "/api/v1/decisions/{id}/resolve", tag = "decisions", request_body = OutcomeInput,
     params(("id" = Uuid, Path, description = "Decision id"), ("If-Match" = Option<String>, Header, description = "ETag of the version you saw")),
-    responses((status = 200, body = Decision), (status = 403, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)),
+    responses((status = 200, body = Decision), (status = 403, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, description = "Invalid choice or rationale", body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn resolve(
@@ -131,7 +131,7 @@ pub async fn resolve(
 #[utoipa::path(
     post, path = "/api/v1/decisions/{id}/supersede", tag = "decisions", request_body = SupersedeRequest,
     params(("id" = Uuid, Path, description = "Decision id"), ("If-Match" = Option<String>, Header, description = "ETag of the version you saw")),
-    responses((status = 201, description = "The replacement", body = Decision), (status = 409, body = Problem), (status = 412, body = Problem)),
+    responses((status = 201, description = "The replacement", body = Decision), (status = 409, body = Problem), (status = 412, body = Problem), (status = 422, description = "Invalid fields of the replacement", body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn supersede(

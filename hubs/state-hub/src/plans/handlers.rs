@@ -130,7 +130,7 @@ pub async fn finish(
 /// Accept a finished workplan: a review by someone other than who finished it.
 #[utoipa::path(post, path = "/api/v1/workplans/{id}/accept", tag = "plans", request_body = AcceptRequest,
     params(("id" = Uuid, Path, description = "Workplan id"), ("If-Match" = Option<String>, Header, description = "ETag")),
-    responses((status = 200, body = Workplan), (status = 403, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = Workplan), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, description = "Invalid comment", body = Problem)), security(("bearer" = [])))]
 pub async fn accept(
     state: web::Data<AppState>,
     principal: Principal,
@@ -153,7 +153,7 @@ pub async fn accept(
 /// Send a finished workplan back to work.
 #[utoipa::path(post, path = "/api/v1/workplans/{id}/reopen", tag = "plans", request_body = ReopenRequest,
     params(("id" = Uuid, Path, description = "Workplan id"), ("If-Match" = Option<String>, Header, description = "ETag")),
-    responses((status = 200, body = Workplan), (status = 409, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = Workplan), (status = 409, body = Problem), (status = 422, description = "Invalid reason", body = Problem)), security(("bearer" = [])))]
 pub async fn reopen(
     state: web::Data<AppState>,
     principal: Principal,

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod capabilities;
+mod contract;
 mod decisions;
 mod events;
 mod fanout;
