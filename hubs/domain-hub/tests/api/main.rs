@@ -11,6 +11,7 @@ mod standins;
 
 mod actions;
 mod annotations;
+mod faults;
 mod outbox;
 mod polling;
 mod replicas;

@@ -85,3 +85,100 @@ async fn unknown_routes_are_problem_documents() {
         .unwrap()
         .contains("/api/v1/nothing-here"));
 }
+
+/// Answers `req` within 1.5 s (generous for a shared machine, below every pool time-out).
+async fn quick(req: reqwest::RequestBuilder, what: &str) -> reqwest::Response {
+    let limit = std::time::Duration::from_millis(1500);
+    tokio::time::timeout(limit, req.send())
+        .await
+        .unwrap_or_else(|_| panic!("{what} took longer than {limit:?}"))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_answers_with_the_request_pool_exhausted_and_fails_with_the_database_gone() {
+    use std::time::Duration;
+    let app = TestApp::spawn().await;
+    // Every connection of the hub's own request pool, held here.
+    let pool = app.state.pool.clone();
+    let max = pool.status().max_size;
+    let mut held = Vec::with_capacity(max);
+    while held.len() < max {
+        held.push(
+            tokio::time::timeout(Duration::from_secs(10), pool.get())
+                .await
+                .expect("a connection within the pool's wait")
+                .unwrap(),
+        );
+    }
+    assert_eq!(pool.status().available, 0);
+    let probe = tokio::spawn(
+        app.http
+            .get(app.url("/api/v1/decisions"))
+            .bearer_auth(&app.token)
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !probe.is_finished(),
+        "a request that needs the request pool waits: the pool is exhausted"
+    );
+    for _ in 0..5 {
+        let r = quick(app.http.get(app.url("/readyz")), "readyz, pool exhausted").await;
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["checks"]["database"], true, "{v}");
+    }
+    drop(held);
+    assert_eq!(
+        probe.await.unwrap().unwrap().status(),
+        200,
+        "the waiting request is served once connections return"
+    );
+
+    // The database really goes away: no new connections, existing ones terminated.
+    let (admin, conn) =
+        tokio_postgres::connect(&crate::helpers::admin_url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let name = &app.db.name;
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .await
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[name],
+        )
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        app.http.get(app.url("/readyz")).send(),
+    )
+    .await
+    .expect("readyz answers while the database is gone")
+    .unwrap();
+    assert_eq!(r.status(), 503);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "not_ready", "{v}");
+    assert!(v["checks"]["problem"].is_string(), "{v}");
+    let r = quick(app.http.get(app.url("/healthz")), "healthz").await;
+    assert_eq!(r.status(), 200, "liveness is about the process");
+
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
