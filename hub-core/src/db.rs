@@ -158,6 +158,9 @@ pub async fn migrate(
     client
         .execute("SELECT pg_advisory_lock($1)", &[&lock_key])
         .await?;
+    // The hubs' statement timeout (15 s by default) is meant for requests: an index built by a
+    // migration on a large journal takes longer (18-40 s at 10M events, docs/journal-growth.md).
+    client.batch_execute("SET statement_timeout = 0").await?;
     let mut applied = Vec::new();
     let mut failure = None;
     for set in sets {

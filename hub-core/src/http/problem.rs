@@ -184,6 +184,17 @@ impl From<tokio_postgres::Error> for ApiError {
                 "the request holds text the database cannot store (a NUL character, U+0000)"
                     .to_owned(),
             ),
+            // The statement ran past `database.statement_timeout_ms` and was cancelled, with
+            // its transaction: nothing was written. Not a bug to page on but an answer the
+            // client can act on (narrow the query, or retry); logged so a slow plan shows up.
+            Some(code) if *code == tokio_postgres::error::SqlState::QUERY_CANCELED => {
+                tracing::warn!(error = %e, "database statement cancelled (statement timeout)");
+                ApiError::Unavailable(
+                    "the database did not finish this request in time; nothing was written. \
+                     Narrow the query (a shorter time window, a filter) or retry later"
+                        .to_owned(),
+                )
+            }
             _ => ApiError::Internal(anyhow::Error::new(e).context("database query")),
         }
     }
