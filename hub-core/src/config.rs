@@ -83,18 +83,27 @@ pub fn load_with_env<T: DeserializeOwned>(
     sections: &[&str],
     env: &[(String, String)],
 ) -> Result<Loaded<T>, ConfigError> {
-    let mut table = match path {
+    match path {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", p.display())]))?;
-            toml::from_str::<toml::Table>(&text).map_err(|e| {
-                ConfigError(vec![format!(
-                    "{} is not valid TOML: {}",
-                    p.display(),
-                    e.message()
-                )])
-            })?
+            load_text(Some((&p.display().to_string(), &text)), sections, env)
         }
+        None => load_text(None, sections, env),
+    }
+}
+
+/// [`load_with_env`] on a file's text (`(name for errors, text)`) instead of its path; the
+/// fuzz targets under `fuzz/` drive the loader through this.
+#[doc(hidden)]
+pub fn load_text<T: DeserializeOwned>(
+    file: Option<(&str, &str)>,
+    sections: &[&str],
+    env: &[(String, String)],
+) -> Result<Loaded<T>, ConfigError> {
+    let mut table = match file {
+        Some((name, text)) => toml::from_str::<toml::Table>(text)
+            .map_err(|e| ConfigError(vec![format!("{name} is not valid TOML: {}", e.message())]))?,
         None => toml::Table::new(),
     };
     let mut warnings = Vec::new();

@@ -10,6 +10,10 @@
 #   ensure_cargo_nextest
 #       Makes `cargo nextest` available (cargo install cargo-nextest --locked).
 #       Returns non-zero when it is missing and cannot be installed.
+#   ensure_cargo_fuzz
+#       Makes cargo-fuzz (pinned: HP_CARGO_FUZZ_VERSION) available as `cargo fuzz`:
+#       installs it with `cargo install --locked --root .tmp/cargo-tools` inside the
+#       checkout when missing and puts that bin directory first on PATH.
 #   ensure_rust_components COMPONENT...
 #       rustup component add for rustfmt / clippy when `cargo fmt` / `cargo clippy`
 #       are missing (only when rustup is there).
@@ -83,6 +87,27 @@ ensure_cargo_nextest() {
         return 1
     fi
     cargo nextest --version >/dev/null 2>&1
+}
+
+HP_CARGO_FUZZ_VERSION="${HP_CARGO_FUZZ_VERSION:-0.13.1}"
+
+ensure_cargo_fuzz() {
+    local root bin
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.tmp/cargo-tools"
+    bin="${root}/bin"
+    case ":${PATH}:" in
+        *":${bin}:"*) ;;
+        *) PATH="${bin}:${PATH}" && export PATH ;;
+    esac
+    if cargo fuzz --version 2>/dev/null | grep -qF "${HP_CARGO_FUZZ_VERSION}"; then
+        return 0
+    fi
+    hp_info "installing cargo-fuzz ${HP_CARGO_FUZZ_VERSION} into ${root} (this takes a while)"
+    if ! cargo install cargo-fuzz --locked --version "${HP_CARGO_FUZZ_VERSION}" --root "${root}"; then
+        hp_warn "could not install cargo-fuzz ${HP_CARGO_FUZZ_VERSION}"
+        return 1
+    fi
+    cargo fuzz --version >/dev/null 2>&1
 }
 
 ensure_rust_components() {

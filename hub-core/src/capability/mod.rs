@@ -16,6 +16,11 @@ pub mod ssrf;
 mod target;
 
 pub use breaker::BreakerState;
+/// The URL check, re-exported only for the fuzz targets under `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::target::{check_base, request_url};
+}
 pub use client::CapabilityClient;
 pub use config::{CapabilityClientConfig, MAX_RETRIES_LIMIT};
 

@@ -21,7 +21,7 @@ pub(super) fn same_origin(a: &Url, b: &Url) -> bool {
 
 /// Refuses a base URL the client must not call: not https, no host, user info (it would be
 /// sent as Basic credentials), a query or a fragment.
-pub(super) fn check_base(base: &Url) -> Result<(), CapabilityError> {
+pub fn check_base(base: &Url) -> Result<(), CapabilityError> {
     if base.scheme() != "https" {
         return Err(CapabilityError::NotHttps(origin_text(base)));
     }
@@ -50,7 +50,7 @@ pub(super) fn check_base(base: &Url) -> Result<(), CapabilityError> {
 /// or `/pods` gives `/api/v1/pods`), a query after `?` is kept. Anything that would leave the
 /// registration is refused: an absolute URL or `//host` (another host, or plain http), a
 /// backslash, an encoded slash or backslash, `..` climbing above the base path, a fragment.
-pub(super) fn request_url(base: &Url, path: &str) -> Result<Url, CapabilityError> {
+pub fn request_url(base: &Url, path: &str) -> Result<Url, CapabilityError> {
     check_base(base)?;
     // Read as a URL reference first: whatever would take the request to another origin is
     // reported as such, so the caller learns it asked for the wrong host, not for a bad path.
