@@ -66,6 +66,19 @@
 #   stack_load DIR
 #       Sets the STACK_* variables from DIR/stack.env.
 #
+# For the suites that run a stack (tests/suites/*.sh):
+#
+#   stack_suite_require BIN_DIR
+#       Dies unless BIN_DIR holds state-hub, domain-hub and hubctl and
+#       HUB_TEST_DATABASE_URL is set.
+#   stack_suite_logs DIR LOG...
+#       Prints the last 20 lines of each LOG (relative to DIR) that is not empty,
+#       prefixed "#   ", colours stripped: what a failed suite shows.
+#   stack_suite_teardown DIR
+#       Stops the stack in DIR, loads its stack.env when this shell has not yet
+#       (its databases are named there) and drops its databases. Idempotent,
+#       never fails: for EXIT traps.
+#
 # The management plane on top of it (what the demo and tests/suites/demo-stack.sh run):
 #
 #   stack_plane_up --cluster-port PORT --hub NAME=PORT... --database-prefix PREFIX
@@ -461,6 +474,36 @@ stack_drop_database() {
             -c "DROP DATABASE IF EXISTS \"${name}\"${force}" >/dev/null \
             || hp_warn "could not drop database ${name}"
     done
+}
+
+stack_suite_require() {
+    [[ $# -eq 1 ]] || hp_die "usage: stack_suite_require BIN_DIR"
+    local bin
+    for bin in state-hub domain-hub hubctl; do
+        [[ -x "$1/${bin}" ]] || hp_die "no ${bin} in $1 (cargo build -p state-hub -p domain-hub -p hubctl)"
+    done
+    [[ -n "${HUB_TEST_DATABASE_URL:-}" ]] || hp_die "HUB_TEST_DATABASE_URL is not set (tests/suites/README.md)"
+}
+
+stack_suite_logs() {
+    [[ $# -ge 1 ]] || hp_die "usage: stack_suite_logs DIR LOG..."
+    local dir="$1" log
+    shift
+    for log in "$@"; do
+        if [[ -s "${dir}/${log}" ]]; then
+            printf '# --- last lines of %s ---\n' "${log}"
+            tail -n 20 "${dir}/${log}" | sed -e $'s/\x1b\\[[0-9;]*m//g' -e 's/^/#   /'
+        fi
+    done
+}
+
+stack_suite_teardown() {
+    [[ $# -eq 1 ]] || { hp_warn "usage: stack_suite_teardown DIR"; return 0; }
+    stack_down "$1" >/dev/null 2>&1 || true
+    if [[ -z "${STACK_DB_NAME:-}" && -f "$1/stack.env" ]]; then
+        stack_load "$1" || true
+    fi
+    stack_drop_database || true
 }
 
 # _stack_make_database NAME: drops and creates NAME on $HUB_TEST_DATABASE_URL's server (call

@@ -65,20 +65,10 @@ STACK_DB_NAME=""
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
     local rc=$?
-    if [[ ${rc} -ne 0 && -d "${WORK}/stack" ]]; then
-        local log
-        for log in state-hub.log ops-hub.log; do
-            if [[ -s "${WORK}/stack/${log}" ]]; then
-                printf '# --- last lines of %s ---\n' "${log}"
-                tail -n 20 "${WORK}/stack/${log}" | sed -e $'s/\x1b\\[[0-9;]*m//g' -e 's/^/#   /'
-            fi
-        done
+    if [[ ${rc} -ne 0 ]]; then
+        stack_suite_logs "${WORK}/stack" state-hub.log ops-hub.log
     fi
-    stack_down "${WORK}/stack" 2>/dev/null || true
-    if [[ -z "${STACK_DB_NAME}" && -f "${WORK}/stack/stack.env" ]]; then
-        stack_load "${WORK}/stack" || true
-    fi
-    stack_drop_database || true
+    stack_suite_teardown "${WORK}/stack"
     rm -rf -- "${WORK}"
     rm -f -- "${TMPDIR:-/tmp}/hubplane-ports-$$"
     return "${rc}"
@@ -87,10 +77,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-for bin in state-hub domain-hub hubctl; do
-    [[ -x "${BIN_DIR}/${bin}" ]] || hp_die "no ${bin} in ${BIN_DIR} (cargo build -p state-hub -p domain-hub -p hubctl)"
-done
-[[ -n "${HUB_TEST_DATABASE_URL:-}" ]] || hp_die "HUB_TEST_DATABASE_URL is not set (tests/suites/README.md)"
+stack_suite_require "${BIN_DIR}"
 [[ "${EXAMPLES}" =~ ^[1-9][0-9]*$ ]] || hp_die "HUB_API_CONTRACT_EXAMPLES must be a positive number"
 
 # ---------------------------------------------------------------------------

@@ -46,14 +46,8 @@ DEV_R2_PID=""
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
     local rc=$?
-    if [[ ${rc} -ne 0 && -d "${WORK}/stack" ]]; then
-        local log
-        for log in state-hub.log state-hub-b.log dev-hub.log dev-hub-r2.log; do
-            if [[ -s "${WORK}/stack/${log}" ]]; then
-                printf '# --- last lines of %s ---\n' "${log}"
-                tail -n 15 "${WORK}/stack/${log}" | sed -e $'s/\x1b\\[[0-9;]*m//g' -e 's/^/#   /'
-            fi
-        done
+    if [[ ${rc} -ne 0 ]]; then
+        stack_suite_logs "${WORK}/stack" state-hub.log state-hub-b.log dev-hub.log dev-hub-r2.log
     fi
     local pid
     for pid in "${HUB_B_PID}" "${DEV_R2_PID}"; do
@@ -62,11 +56,7 @@ cleanup() {
             wait "${pid}" 2>/dev/null || true
         fi
     done
-    stack_down "${WORK}/stack" 2>/dev/null || true
-    if [[ -z "${STACK_DB_NAME}" && -f "${WORK}/stack/stack.env" ]]; then
-        stack_load "${WORK}/stack" || true
-    fi
-    stack_drop_database || true
+    stack_suite_teardown "${WORK}/stack"
     rm -rf -- "${WORK}"
     return "${rc}"
 }
@@ -74,10 +64,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-for bin in state-hub domain-hub hubctl; do
-    [[ -x "${BIN_DIR}/${bin}" ]] || hp_die "no ${bin} in ${BIN_DIR} (cargo build -p state-hub -p domain-hub -p hubctl)"
-done
-[[ -n "${HUB_TEST_DATABASE_URL:-}" ]] || hp_die "HUB_TEST_DATABASE_URL is not set (tests/suites/README.md)"
+stack_suite_require "${BIN_DIR}"
 
 hp_step "packages"
 stack_ensure_deps

@@ -47,6 +47,8 @@ source "${SUITE_DIR}/../../scripts/lib/common.sh"
 source "${SUITE_DIR}/../../scripts/lib/deps.sh"
 # shellcheck source=../../scripts/lib/stack.sh
 source "${SUITE_DIR}/../../scripts/lib/stack.sh"
+# shellcheck source=../../scripts/lib/suite.sh
+source "${SUITE_DIR}/../../scripts/lib/suite.sh"
 
 BIN_DIR="${HUB_BIN_DIR:-${HUBPLANE_REPO}/target/debug}"
 BUDGET="${HUB_SECRETS_IN_LOGS_BUDGET:-300}"
@@ -82,15 +84,11 @@ HUBCTL_LOG="${WORK}/hubctl.log"
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
     local rc=$?
-    stack_down "${WORK}/stack" >/dev/null 2>&1 || true
+    stack_suite_teardown "${WORK}/stack"
     if [[ -n "${NATS_PID}" ]] && hp_pid_running "${NATS_PID}"; then
         kill -TERM "${NATS_PID}" 2>/dev/null || true
         wait "${NATS_PID}" 2>/dev/null || true
     fi
-    if [[ -z "${STACK_DB_NAME}" && -f "${WORK}/stack/stack.env" ]]; then
-        stack_load "${WORK}/stack" || true
-    fi
-    stack_drop_database || true
     rm -f -- "${TMPDIR:-/tmp}/hubplane-ports-$$"
     if [[ -n "${KEEP_LOGS}" ]]; then
         hp_warn "kept ${WORK} (HUB_SECRETS_KEEP_LOGS)"
@@ -103,10 +101,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-for bin in state-hub domain-hub hubctl; do
-    [[ -x "${BIN_DIR}/${bin}" ]] || hp_die "no ${bin} in ${BIN_DIR} (cargo build -p state-hub -p domain-hub -p hubctl)"
-done
-[[ -n "${HUB_TEST_DATABASE_URL:-}" ]] || hp_die "HUB_TEST_DATABASE_URL is not set (tests/suites/README.md)"
+stack_suite_require "${BIN_DIR}"
 
 hp_step "packages"
 stack_ensure_deps
@@ -115,7 +110,7 @@ NATS_BIN="$(command -v nats-server || true)"
 [[ -n "${NATS_BIN}" ]] || NATS_BIN=/usr/sbin/nats-server
 [[ -x "${NATS_BIN}" ]] || hp_die "nats-server is not installed (Debian package nats-server)"
 
-DEADLINE=$((SECONDS + BUDGET))
+suite_init "${WORK}" "${BUDGET}"
 
 # ---------------------------------------------------------------------------
 # Secrets and helpers
@@ -176,61 +171,6 @@ api() {
     shift 3
     bearer "${token_file}" | curl -sS --max-time 10 -X "${method}" -H @- -o "${WORK}/body" \
         -w '%{http_code}' "$@" "${url}"
-}
-
-# expect_eq WHAT ACTUAL EXPECTED
-expect_eq() {
-    if [[ "$2" != "$3" ]]; then
-        printf '%s: expected [%s], got [%s]\n' "$1" "$3" "$2"
-        return 1
-    fi
-}
-
-passed=0
-failed=0
-# check NAME CMD...: as in demo-stack.sh; later checks build on earlier ones and are skipped
-# after a failure.
-check() {
-    local name="$1"
-    shift
-    local rc=0
-    if [[ ${failed} -gt 0 ]]; then
-        printf 'ok - %s # SKIP an earlier check failed\n' "${name}"
-        return 0
-    fi
-    if ((SECONDS >= DEADLINE)); then
-        failed=$((failed + 1))
-        printf 'not ok - %s\n#   the suite ran out of its %s s budget\n' "${name}" "${BUDGET}"
-        return 0
-    fi
-    "$@" >"${WORK}/check.out" 2>&1 || rc=$?
-    if [[ ${rc} -eq 0 ]]; then
-        passed=$((passed + 1))
-        printf 'ok - %s\n' "${name}"
-    else
-        failed=$((failed + 1))
-        printf 'not ok - %s\n' "${name}"
-        sed 's/^/#   /' "${WORK}/check.out"
-    fi
-}
-
-# within SECONDS WHAT CMD...: runs CMD every second until it succeeds.
-within() {
-    local seconds="$1" what="$2" limit
-    shift 2
-    limit=$((SECONDS + seconds))
-    ((limit <= DEADLINE)) || limit="${DEADLINE}"
-    while true; do
-        if "$@" >"${WORK}/within.out" 2>&1; then
-            return 0
-        fi
-        if ((SECONDS >= limit)); then
-            printf 'not within %s s: %s\n' "${seconds}" "${what}"
-            sed 's/^/  last try: /' "${WORK}/within.out" | tail -n 15
-            return 1
-        fi
-        sleep 1
-    done
 }
 
 # fixture_password USER: the directory password of a fixture user.
